@@ -1,5 +1,4 @@
 """URL map of the web process: the REST API under /api/ and its OpenAPI schema."""
 
-from django.urls import path
 
 urlpatterns: list = []
