@@ -160,6 +160,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+    # Keep each thread's connection (the SCP closes it when the association ends).
+    DATABASES["default"]["CONN_MAX_AGE"] = 600
     # A file (not :memory:) so that SCP threads in tests share it; one per test run so
     # that concurrent runs do not collide.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-db-{os.getpid()}.sqlite3")}

@@ -1,0 +1,206 @@
+"""The DICOM SCP: builds the application entity, binds each app's DIMSE handlers and serves
+associations until told to stop.
+
+Speed notes (measured, see docs/performance.md): every accepted socket gets TCP_NODELAY, the
+AE offers a large maximum PDU, and C-STORE datasets are received straight into a file in the
+temp folder (pynetdicom's chunked receive), which the ingest service moves into storage. The
+listening socket sets SO_REUSEPORT so several SCP processes share one port: the kernel
+spreads associations across them, and each process uses its own core.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
+from pynetdicom.presentation import AllStoragePresentationContexts
+from pynetdicom.sop_class import Verification
+from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
+
+from devices import acl
+from pacs.config import get_runtime_settings
+from pacs.dimse import status
+from studies.dimse import handle_store
+
+logger = logging.getLogger(__name__)
+
+# Receive C-STORE datasets into a temp file instead of memory (see module docstring).
+_config.STORE_RECV_CHUNKED_DATASET = True
+# Patient data stays out of the logs (DESIGN §5).
+_config.LOG_RESPONSE_IDENTIFIERS = False
+_config.LOG_REQUEST_IDENTIFIERS = False
+
+# An AE title no peer can have (backslash is not allowed in the AE VR): the list of accepted
+# calling AE titles when no device is configured and accept-any is off.
+_NOBODY = "\\"
+
+
+class PacsAE(AE):
+    """An AE whose accepted calling AE titles follow the device table and the accept-any
+    setting at the moment each association is requested [DEV-ACL]."""
+
+    @property
+    def require_calling_aet(self) -> list[str]:  # type: ignore[override]
+        if get_runtime_settings().accept_any_ae:
+            return []
+        return list(acl._devices()) or [_NOBODY]
+
+    @require_calling_aet.setter
+    def require_calling_aet(self, ae_titles: list[str]) -> None:
+        """Ignored: the device table decides (the base class sets [] at construction)."""
+
+
+class PacsRequestHandler(RequestHandler):
+    """Closes the association thread's database connection when the association ends."""
+
+    def _create_association(self):
+        assoc = super()._create_association()
+        run = assoc.run
+
+        def run_then_close_connections() -> None:
+            try:
+                run()
+            finally:
+                connections.close_all()
+
+        assoc.run = run_then_close_connections  # type: ignore[method-assign]
+        return assoc
+
+
+class PacsAssociationServer(ThreadedAssociationServer):
+    """Threaded server with SO_REUSEPORT on the listening socket and TCP_NODELAY on each
+    accepted one."""
+
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        if hasattr(socket, "SO_REUSEPORT"):
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+    def get_request(self):
+        client_socket, address = super().get_request()
+        client_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return client_socket, address
+
+
+def handle_echo(event: evt.Event) -> int:
+    """C-ECHO (Verification, PS3.4 A.4): any accepted association may echo."""
+    return status.SUCCESS
+
+
+def _log_rejection(event: evt.Event) -> None:
+    """Say why an association was rejected (pynetdicom only logs that it was)."""
+    calling = event.assoc.requestor.ae_title
+    decision = acl.may_associate(calling)
+    if not decision.allowed:
+        logger.warning(
+            "Association from %s (%s) rejected: %s",
+            calling,
+            event.assoc.requestor.address,
+            decision.reason,
+        )
+
+
+def build_store_ae() -> PacsAE:
+    """The AE of port 3000: Verification and every storage SOP class in every transfer
+    syntax pydicom knows [ING-1]."""
+    ae = PacsAE(ae_title=get_runtime_settings().ae_title)
+    ae.maximum_pdu_size = settings.PACS_MAX_PDU
+    ae.maximum_associations = settings.PACS_SCP_MAX_ASSOCIATIONS
+    ae.dimse_timeout = settings.PACS_DIMSE_TIMEOUT
+    ae.network_timeout = settings.PACS_NETWORK_TIMEOUT
+    ae.acse_timeout = 30
+    ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
+    for sop_class_uid in storage_sop_classes():
+        ae.add_supported_context(sop_class_uid, ALL_TRANSFER_SYNTAXES)
+    return ae
+
+
+def storage_sop_classes() -> list[str]:
+    """pynetdicom's storage SOP classes plus every other non-retired "... Storage" SOP class
+    in pydicom's dictionary (Color Palette, DICOS, Eddy Current, implant templates...).
+    DICOMDIR ("Media Storage Directory Storage") is a file-set index, not an instance."""
+    from pydicom._uid_dict import UID_dictionary
+
+    uids = {str(context.abstract_syntax) for context in AllStoragePresentationContexts}
+    for uid, (name, kind, _info, retired, _keyword) in UID_dictionary.items():
+        is_storage = kind == "SOP Class" and name.endswith("Storage") and not retired
+        if is_storage and "Commitment" not in name and uid != "1.2.840.10008.1.3.10":
+            uids.add(uid)
+    return sorted(uids)
+
+
+STORE_HANDLERS = [
+    (evt.EVT_C_ECHO, handle_echo),
+    (evt.EVT_C_STORE, handle_store),
+    (evt.EVT_REJECTED, _log_rejection),
+]
+
+
+def prepare_temp_folder() -> Path:
+    """Point Python's temp files (where pynetdicom receives datasets) at the PACS temp
+    folder, and fail loudly if it is not writable [STO-6]."""
+    folder = Path(get_runtime_settings(fresh=True).temp_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise RuntimeError(f"The temp folder {folder} is not writable: {exc}") from exc
+    tempfile.tempdir = str(folder)
+    return folder
+
+
+class StoreServer:
+    """One SCP process: serves associations in threads until :meth:`stop`."""
+
+    def __init__(self, host: str, port: int) -> None:
+        close_old_connections()
+        self.temp_folder = prepare_temp_folder()
+        self.ae = build_store_ae()
+        self.server = self.ae.make_server(
+            (host, port),
+            ae_title=self.ae.ae_title,
+            evt_handlers=STORE_HANDLERS,
+            server_class=PacsAssociationServer,
+            request_handler=PacsRequestHandler,
+        )
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
+        )
+        connections.close_all()
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    def start(self) -> None:
+        self._thread.start()
+        logger.info(
+            "DICOM SCP %s listening on port %s (temp folder %s)",
+            self.ae.ae_title,
+            self.port,
+            self.temp_folder,
+        )
+
+    def stop(self, drain_seconds: float) -> None:
+        """Stop accepting, let running associations finish for up to ``drain_seconds``,
+        then abort what is left."""
+        self.server.shutdown()
+        deadline = time.monotonic() + drain_seconds
+        while self.server.active_associations and time.monotonic() < deadline:
+            time.sleep(0.1)
+        remaining = self.server.active_associations
+        for assoc in remaining:
+            assoc.abort()
+        if remaining:
+            logger.warning("Aborted %d association(s) still running at shutdown", len(remaining))
+        logger.info("DICOM SCP on port %s stopped", self.port)

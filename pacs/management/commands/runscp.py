@@ -1,0 +1,135 @@
+"""``python manage.py runscp``: the DICOM SCP.
+
+One Python process cannot use more than one core, so by default this command starts one SCP
+process per core (``PACS_SCP_PROCESSES`` or ``--processes``) on the same port
+(SO_REUSEPORT) and supervises them: a worker that dies is restarted, SIGTERM or SIGINT is
+passed on and each worker drains its running associations before it exits. With one process
+the SCP runs in this process directly.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from pacs.config import apply_environment
+from storages.services import ensure_default_storage
+
+logger = logging.getLogger("pacs.dimse.runscp")
+
+_PR_SET_PDEATHSIG = 1
+_RESTART_DELAY_SECONDS = 1.0
+_FAST_FAILURE_SECONDS = 5.0
+_MAX_FAST_FAILURES = 3
+
+
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGTERM if the supervisor disappears (even by SIGKILL)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+class Command(BaseCommand):
+    help = "Run the DICOM SCP (C-ECHO, C-STORE) on PACS_DICOM_PORT."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=settings.PACS_SCP_PROCESSES,
+            help="SCP processes sharing the port (default: PACS_SCP_PROCESSES, one per core).",
+        )
+        parser.add_argument("--host", default=settings.PACS_DICOM_HOST)
+        parser.add_argument("--port", type=int, default=settings.PACS_DICOM_PORT)
+        parser.add_argument("--worker", action="store_true", help="Internal: one SCP worker.")
+
+    def handle(self, *args, **options) -> None:
+        if options["processes"] < 1:
+            raise CommandError("--processes must be at least 1")
+        if not options["worker"]:
+            apply_environment()
+            ensure_default_storage(settings.DEFAULT_STORAGE_DIR)
+        if options["worker"] or options["processes"] == 1:
+            self._serve(options["host"], options["port"])
+        else:
+            self._supervise(options["processes"], options["host"], options["port"])
+
+    def _serve(self, host: str, port: int) -> None:
+        from pacs.dimse.server import StoreServer
+
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        try:
+            server = StoreServer(host, port)
+        except (OSError, RuntimeError) as exc:
+            raise CommandError(f"Cannot start the DICOM SCP on port {port}: {exc}") from exc
+        server.start()
+        stop.wait()
+        logger.info("Stopping: draining associations (up to %ss)", settings.PACS_DRAIN_SECONDS)
+        server.stop(settings.PACS_DRAIN_SECONDS)
+
+    def _spawn(self, host: str, port: int) -> subprocess.Popen:
+        command = [
+            sys.executable,
+            str(settings.BASE_DIR / "manage.py"),
+            "runscp",
+            "--worker",
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ]
+        return subprocess.Popen(command, preexec_fn=_die_with_parent)
+
+    def _supervise(self, count: int, host: str, port: int) -> None:
+        stopping = threading.Event()
+
+        def request_stop(signum, _frame) -> None:
+            stopping.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        workers = {self._spawn(host, port): time.monotonic() for _ in range(count)}
+        logger.info("Started %d SCP processes on port %s", count, port)
+        fast_failures = 0
+        while not stopping.is_set():
+            stopping.wait(0.5)
+            for worker, started in list(workers.items()):
+                code = worker.poll()
+                if code is None or stopping.is_set():
+                    continue
+                del workers[worker]
+                logger.error("SCP process %s exited with status %s; restarting", worker.pid, code)
+                if time.monotonic() - started < _FAST_FAILURE_SECONDS:
+                    fast_failures += 1
+                    if fast_failures >= _MAX_FAST_FAILURES:
+                        self._stop_workers(workers)
+                        raise CommandError("SCP processes keep failing at start; see the log")
+                time.sleep(_RESTART_DELAY_SECONDS)
+                workers[self._spawn(host, port)] = time.monotonic()
+        self._stop_workers(workers)
+
+    @staticmethod
+    def _stop_workers(workers: dict[subprocess.Popen, float]) -> None:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + settings.PACS_DRAIN_SECONDS + 5
+        for worker in workers:
+            try:
+                worker.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        logger.info("All SCP processes stopped")

@@ -1,0 +1,665 @@
+"""The one ingest path [ING-8]: every instance that enters the PACS (C-STORE, STOW-RS, the
+console import, the import tool) goes through :func:`store_instance`.
+
+Durability [ING-2]: the received file sits in the temp folder; it is fsynced, renamed
+atomically into its storage folder (whose directory entry is fsynced too), and only then is
+the index row committed. Success is answered after the commit, so a crash at any point loses
+no acknowledged instance and leaves no half-written file in a storage folder.
+
+The service writes the bytes it received: it reads only the header (stop before pixel data)
+to index the instance, and never decodes or re-encodes the dataset.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import BinaryIO
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+
+from pacs.config import get_runtime_settings
+from pacs.dimse import status
+from storages.exceptions import NoStorageAvailable
+from storages.models import Storage
+from storages.services import choose_storage
+from studies.models import Instance, Patient, Series, Study
+
+logger = logging.getLogger(__name__)
+
+_COPY_CHUNK = 1024 * 1024
+_SAFE_PATH_COMPONENT = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$")
+_UID_MAX_LENGTH = 64
+
+
+class Outcome(enum.Enum):
+    """What happened to one instance."""
+
+    STORED = "stored"
+    DUPLICATE = "duplicate"  # same SOP Instance UID already stored; kept as is [ING-3]
+    REPLACED = "replaced"  # same SOP Instance UID, replaced because overwrite_image is on
+    REJECTED = "rejected"  # malformed input [ING-4]
+    MISMATCH = "mismatch"  # the dataset's UIDs differ from the request's
+    OUT_OF_RESOURCES = "out_of_resources"  # no storage, temp folder or database [STO-3/6/7]
+
+
+_DIMSE_STATUS = {
+    Outcome.STORED: status.SUCCESS,
+    Outcome.DUPLICATE: status.SUCCESS,
+    Outcome.REPLACED: status.SUCCESS,
+    Outcome.REJECTED: status.STORE_CANNOT_UNDERSTAND,
+    Outcome.MISMATCH: status.STORE_DATASET_MISMATCH,
+    Outcome.OUT_OF_RESOURCES: status.STORE_OUT_OF_RESOURCES,
+}
+_HTTP_STATUS = {
+    Outcome.STORED: 200,
+    Outcome.DUPLICATE: 200,
+    Outcome.REPLACED: 200,
+    Outcome.REJECTED: 400,
+    Outcome.MISMATCH: 409,
+    Outcome.OUT_OF_RESOURCES: 503,
+}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who sent an instance: a DICOM peer (AE title and address), a REST user, a task."""
+
+    kind: str  # "dimse", "stow", "upload", "import", "task"
+    ae_title: str = ""
+    address: str = ""
+    user: str = ""
+
+    def describe(self) -> str:
+        who = self.ae_title or self.user or self.kind
+        return f"{who}@{self.address}" if self.address else who
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """The domain outcome of one ingest, with its C-STORE and HTTP mappings."""
+
+    outcome: Outcome
+    sop_instance_uid: str = ""
+    sop_class_uid: str = ""
+    reason: str = ""
+    instance_id: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (Outcome.STORED, Outcome.DUPLICATE, Outcome.REPLACED)
+
+    @property
+    def dimse_status(self) -> int:
+        return _DIMSE_STATUS[self.outcome]
+
+    @property
+    def http_status(self) -> int:
+        return _HTTP_STATUS[self.outcome]
+
+
+class _Refused(Exception):
+    """Raised inside the service to stop with an outcome; never leaves this module."""
+
+    def __init__(self, outcome: Outcome, reason: str) -> None:
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Header:
+    """The attributes of one instance that the index needs, decoded to Unicode."""
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    transfer_syntax_uid: str
+    dataset: Dataset
+
+
+def store_instance(
+    path: str | os.PathLike[str],
+    *,
+    origin: Origin,
+    expected_sop_class_uid: str | None = None,
+    expected_sop_instance_uid: str | None = None,
+) -> StoreResult:
+    """Index and store the DICOM Part 10 file at ``path`` and report the outcome.
+
+    ``path`` must be in the temp folder: the service moves it into a storage folder when it
+    stores it (the caller removes what is left otherwise). ``expected_*`` are the UIDs of the
+    C-STORE request, checked against the dataset [ING-4]."""
+    source = Path(path)
+    header: _Header | None = None
+    try:
+        header = _read_header(source)
+        _check_request_uids(header, expected_sop_class_uid, expected_sop_instance_uid)
+        result = _store(source, header, origin)
+    except _Refused as refused:
+        result = StoreResult(
+            outcome=refused.outcome,
+            sop_instance_uid=header.sop_instance_uid if header else expected_sop_instance_uid or "",
+            sop_class_uid=header.sop_class_uid if header else expected_sop_class_uid or "",
+            reason=refused.reason,
+        )
+    _log_result(result, origin)
+    return result
+
+
+def store_stream(stream: BinaryIO, *, origin: Origin) -> StoreResult:
+    """Ingest a DICOM Part 10 file read from ``stream`` (STOW-RS part, browser upload).
+
+    The bytes are spooled to the temp folder first, so the file stored is byte-identical to
+    the one received."""
+    try:
+        temp_path = spool_to_temp(stream)
+    except OSError as exc:
+        result = StoreResult(Outcome.OUT_OF_RESOURCES, reason=f"temp folder: {exc}")
+        _log_result(result, origin)
+        return result
+    try:
+        return store_instance(temp_path, origin=origin)
+    finally:
+        temp_path.unlink(missing_ok=True)
+
+
+def temp_folder() -> Path:
+    """The configured temp folder [STO-6], created if missing."""
+    folder = Path(get_runtime_settings().temp_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def spool_to_temp(stream: BinaryIO) -> Path:
+    """Copy ``stream`` to a new file in the temp folder; raises OSError when it cannot."""
+    with tempfile.NamedTemporaryFile(dir=temp_folder(), suffix=".dcm", delete=False) as handle:
+        shutil.copyfileobj(stream, handle, _COPY_CHUNK)
+    return Path(handle.name)
+
+
+# --- Reading and validating -----------------------------------------------------------------
+
+
+def _read_header(source: Path) -> _Header:
+    """Read the header (everything before Pixel Data) and check the file is complete."""
+    try:
+        with source.open("rb") as fp:
+            ds = dcmread(fp, stop_before_pixels=True)
+            transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID", "") or "")
+            if not transfer_syntax:
+                raise _Refused(Outcome.REJECTED, "no Transfer Syntax UID in the file meta")
+            _check_complete(fp, UID(transfer_syntax), source.stat().st_size)
+    except _Refused:
+        raise
+    except (InvalidDicomError, EOFError) as exc:
+        raise _Refused(Outcome.REJECTED, f"not DICOM: {exc}") from None
+    except Exception as exc:  # pydicom raises many types on corrupt input
+        raise _Refused(Outcome.REJECTED, f"cannot be parsed: {type(exc).__name__}: {exc}") from None
+
+    uids = {}
+    for keyword in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"):
+        try:
+            value = str(ds.get(keyword, "") or "").strip().rstrip("\x00")
+        except Exception as exc:
+            raise _Refused(Outcome.REJECTED, f"{keyword} cannot be read: {exc}") from None
+        if not value:
+            raise _Refused(Outcome.REJECTED, f"{keyword} is missing")
+        if len(value) > _UID_MAX_LENGTH:
+            raise _Refused(Outcome.REJECTED, f"{keyword} is longer than 64 characters")
+        uids[keyword] = value
+    return _Header(
+        sop_instance_uid=uids["SOPInstanceUID"],
+        sop_class_uid=uids["SOPClassUID"],
+        study_instance_uid=uids["StudyInstanceUID"],
+        series_instance_uid=uids["SeriesInstanceUID"],
+        transfer_syntax_uid=transfer_syntax,
+        dataset=ds,
+    )
+
+
+def _check_complete(fp: BinaryIO, transfer_syntax: UID, size: int) -> None:
+    """Walk the top-level elements of the dataset (values skipped, not read) and refuse a
+    file whose last element runs past its end: a truncated transfer [ING-4].
+
+    Deflated datasets cannot be walked without inflating them; their header was parsed."""
+    if transfer_syntax == DeflatedExplicitVRLittleEndian or not transfer_syntax.is_transfer_syntax:
+        return
+    fp.seek(0)
+    read_preamble(fp, force=True)
+    _read_file_meta_info(fp)
+    try:
+        last_end = fp.tell()
+        for element in data_element_generator(
+            fp, transfer_syntax.is_implicit_VR, transfer_syntax.is_little_endian, defer_size=256
+        ):
+            length = getattr(element, "length", 0xFFFFFFFF)  # sequences come parsed
+            if length != 0xFFFFFFFF:
+                last_end = element.value_tell + length
+                if last_end > size:
+                    raise _Refused(
+                        Outcome.REJECTED,
+                        f"truncated: element {element.tag} needs {last_end - size} more bytes",
+                    )
+            else:
+                last_end = fp.tell()
+    except _Refused:
+        raise
+    except Exception as exc:
+        raise _Refused(Outcome.REJECTED, f"truncated or corrupt: {exc}") from None
+    leftover = size - last_end
+    if 0 < leftover < 8:
+        raise _Refused(Outcome.REJECTED, f"truncated: {leftover} stray bytes at the end")
+
+
+def _check_request_uids(
+    header: _Header, expected_sop_class_uid: str | None, expected_sop_instance_uid: str | None
+) -> None:
+    """PS3.4 B.2.3: the dataset must be the instance the C-STORE request announced."""
+    if expected_sop_instance_uid and header.sop_instance_uid != expected_sop_instance_uid:
+        raise _Refused(
+            Outcome.MISMATCH,
+            f"SOPInstanceUID {header.sop_instance_uid} differs from the request's "
+            f"{expected_sop_instance_uid}",
+        )
+    if expected_sop_class_uid and header.sop_class_uid != expected_sop_class_uid:
+        raise _Refused(
+            Outcome.MISMATCH,
+            f"SOPClassUID {header.sop_class_uid} differs from the request's "
+            f"{expected_sop_class_uid}",
+        )
+
+
+# --- Storing --------------------------------------------------------------------------------
+
+
+def _store(source: Path, header: _Header, origin: Origin) -> StoreResult:
+    runtime = get_runtime_settings()
+    existing = (
+        Instance.objects.filter(sop_instance_uid=header.sop_instance_uid)
+        .select_related("storage")
+        .first()
+    )
+    if existing is not None and not runtime.overwrite_image:
+        return StoreResult(
+            Outcome.DUPLICATE,
+            header.sop_instance_uid,
+            header.sop_class_uid,
+            reason="already stored; kept as is",
+            instance_id=existing.pk,
+        )
+    try:
+        storage = choose_storage(
+            free_space_limit_mb=runtime.free_space_limit_mb,
+            critical_free_space_mb=runtime.critical_free_space_mb,
+        )
+    except NoStorageAvailable as exc:
+        raise _Refused(Outcome.OUT_OF_RESOURCES, str(exc)) from None
+
+    relative_path = _relative_path(header)
+    destination = Path(storage.path) / relative_path
+    size = source.stat().st_size
+    try:
+        _move_durably(source, destination)
+    except OSError as exc:
+        raise _Refused(Outcome.OUT_OF_RESOURCES, f"cannot write to {storage.path}: {exc}") from None
+
+    fields = _index_fields(header.dataset, runtime.accession_crop)
+    try:
+        instance_id = _index(header, fields, storage, relative_path, size, origin, existing)
+    except IntegrityError:
+        # Another association stored the same SOP Instance UID a moment ago.
+        if (
+            existing is None
+            and Instance.objects.filter(sop_instance_uid=header.sop_instance_uid).exists()
+        ):
+            stored = Instance.objects.get(sop_instance_uid=header.sop_instance_uid)
+            if stored.storage_id != storage.pk or stored.relative_path != relative_path:
+                destination.unlink(missing_ok=True)
+            return StoreResult(
+                Outcome.DUPLICATE,
+                header.sop_instance_uid,
+                header.sop_class_uid,
+                reason="stored concurrently by another association; kept as is",
+                instance_id=stored.pk,
+            )
+        destination.unlink(missing_ok=True)
+        raise
+    except _Refused:
+        destination.unlink(missing_ok=True)
+        raise
+    except Exception as exc:
+        destination.unlink(missing_ok=True)
+        logger.exception("Indexing %s failed", header.sop_instance_uid)
+        raise _Refused(Outcome.OUT_OF_RESOURCES, f"database error: {exc}") from None
+
+    if existing is not None:
+        old_file = Path(existing.storage.path) / existing.relative_path
+        if old_file != destination:
+            old_file.unlink(missing_ok=True)
+        return StoreResult(
+            Outcome.REPLACED,
+            header.sop_instance_uid,
+            header.sop_class_uid,
+            reason="already stored; replaced (overwrite_image is on)",
+            instance_id=instance_id,
+        )
+    return StoreResult(
+        Outcome.STORED, header.sop_instance_uid, header.sop_class_uid, instance_id=instance_id
+    )
+
+
+def _path_component(uid: str) -> str:
+    """A UID as a folder or file name; anything unusual becomes a hash (no traversal)."""
+    if _SAFE_PATH_COMPONENT.match(uid) and ".." not in uid:
+        return uid
+    return hashlib.sha1(uid.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _relative_path(header: _Header) -> str:
+    return "/".join(
+        (
+            _path_component(header.study_instance_uid),
+            _path_component(header.series_instance_uid),
+            _path_component(header.sop_instance_uid) + ".dcm",
+        )
+    )
+
+
+def _fsync_directory(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_folders(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, fsyncing each new directory entry."""
+    missing = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for new_folder in reversed(missing):
+        try:
+            new_folder.mkdir()
+        except FileExistsError:
+            continue
+        _fsync_directory(new_folder.parent)
+
+
+def _move_durably(source: Path, destination: Path) -> None:
+    """Make ``source`` durable and rename it to ``destination`` atomically.
+
+    Across file systems the bytes are copied to a hidden ``.part`` file beside the
+    destination first, so a storage folder never holds a partial file under a real name."""
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _make_folders(destination.parent)
+    try:
+        os.replace(source, destination)
+    except OSError as exc:
+        if exc.errno != 18:  # EXDEV: temp folder on another file system
+            raise
+        partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.part")
+        try:
+            with source.open("rb") as src, partial.open("wb") as dst:
+                shutil.copyfileobj(src, dst, _COPY_CHUNK)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(partial, destination)
+        finally:
+            partial.unlink(missing_ok=True)
+        source.unlink(missing_ok=True)
+    _fsync_directory(destination.parent)
+
+
+# --- Indexing -------------------------------------------------------------------------------
+
+
+def _text(ds: Dataset, keyword: str, max_length: int) -> str:
+    """A header value as Unicode text (multi-values joined by backslash), clipped to the
+    column; unreadable values index as empty rather than refusing the instance."""
+    try:
+        value = ds.get(keyword)
+    except Exception:
+        return ""
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        text = "\\".join(str(item) for item in value)
+    else:
+        text = str(value)
+    return text.strip().rstrip("\x00")[:max_length]
+
+
+def _date(ds: Dataset, keyword: str) -> date | None:
+    """DA value to a date; the ACR-NEMA ``YYYY.MM.DD`` form is accepted, invalid is None."""
+    raw = _text(ds, keyword, 32).replace(".", "")
+    if len(raw) != 8 or not raw.isdigit():
+        return None
+    try:
+        return date(int(raw[:4]), int(raw[4:6]), int(raw[6:]))
+    except ValueError:
+        return None
+
+
+def _integer(ds: Dataset, keyword: str) -> int | None:
+    try:
+        value = ds.get(keyword)
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+    except Exception:
+        return None
+
+
+def _index_fields(ds: Dataset, accession_crop: bool) -> dict[str, object]:
+    """Everything the index stores, read from the header once."""
+    accession = _text(ds, "AccessionNumber", 64)
+    if accession_crop:
+        accession = accession[:16]  # [ING-5]: SH is at most 16 characters
+    patient_name = _text(ds, "PatientName", 324)
+    frames = _integer(ds, "NumberOfFrames")
+    return {
+        "patient_id": _text(ds, "PatientID", 64),
+        "issuer_of_patient_id": _text(ds, "IssuerOfPatientID", 64),
+        "patient_name": patient_name,
+        "patient_name_search": patient_name.casefold(),
+        "patient_birth_date": _date(ds, "PatientBirthDate"),
+        "patient_sex": _text(ds, "PatientSex", 16),
+        "study_date": _date(ds, "StudyDate"),
+        "study_time": _text(ds, "StudyTime", 32),
+        "accession_number": accession,
+        "study_id": _text(ds, "StudyID", 16),
+        "study_description": _text(ds, "StudyDescription", 256),
+        "referring_physician_name": _text(ds, "ReferringPhysicianName", 324),
+        "specific_character_set": _text(ds, "SpecificCharacterSet", 128),
+        "modality": _text(ds, "Modality", 16),
+        "series_number": _integer(ds, "SeriesNumber"),
+        "series_description": _text(ds, "SeriesDescription", 256),
+        "body_part_examined": _text(ds, "BodyPartExamined", 16),
+        "series_date": _date(ds, "SeriesDate"),
+        "series_time": _text(ds, "SeriesTime", 32),
+        "instance_number": _integer(ds, "InstanceNumber"),
+        "number_of_frames": frames if frames and frames > 0 else 1,
+        "rows": _integer(ds, "Rows"),
+        "columns": _integer(ds, "Columns"),
+    }
+
+
+def _merge_modalities(current: str, modality: str) -> str:
+    """ModalitiesInStudy: the sorted, backslash-separated set of series modalities."""
+    values = {value for value in current.split("\\") if value}
+    if modality:
+        values.add(modality)
+    return "\\".join(sorted(values))
+
+
+def _index(
+    header: _Header,
+    fields: dict,
+    storage: Storage,
+    relative_path: str,
+    size: int,
+    origin: Origin,
+    existing: Instance | None,
+) -> int:
+    """Write the index rows in one short transaction; counters move with F() updates so
+    concurrent associations on the same study do not lose counts."""
+    now = timezone.now()
+    frames = fields["number_of_frames"]
+    with transaction.atomic():
+        series = (
+            Series.objects.select_related("study")
+            .filter(series_instance_uid=header.series_instance_uid)
+            .first()
+        )
+        if series is not None and series.study.study_instance_uid != header.study_instance_uid:
+            raise _Refused(
+                Outcome.MISMATCH,
+                f"SeriesInstanceUID {header.series_instance_uid} already belongs to study "
+                f"{series.study.study_instance_uid}",
+            )
+        if series is None:
+            study = _get_or_create_study(header, fields, now)
+            series, created = Series.objects.get_or_create(
+                series_instance_uid=header.series_instance_uid,
+                defaults={
+                    "study": study,
+                    "modality": fields["modality"],
+                    "series_number": fields["series_number"],
+                    "series_description": fields["series_description"],
+                    "body_part_examined": fields["body_part_examined"],
+                    "series_date": fields["series_date"],
+                    "series_time": fields["series_time"],
+                    "received_at": now,
+                    "updated_at": now,
+                },
+            )
+            if created:
+                locked = (
+                    Study.objects.select_for_update().only("modalities_in_study").get(pk=study.pk)
+                )
+                Study.objects.filter(pk=study.pk).update(
+                    number_of_series=F("number_of_series") + 1,
+                    modalities_in_study=_merge_modalities(
+                        locked.modalities_in_study, fields["modality"]
+                    ),
+                )
+        study_id = series.study_id
+
+        if existing is not None:
+            # overwrite_image: the old row goes, its counts with it, the new one is inserted.
+            Series.objects.filter(pk=existing.series_id).update(
+                number_of_instances=F("number_of_instances") - 1,
+                number_of_frames=F("number_of_frames") - existing.number_of_frames,
+                size_bytes=F("size_bytes") - existing.size_bytes,
+            )
+            Study.objects.filter(series__pk=existing.series_id).update(
+                number_of_instances=F("number_of_instances") - 1,
+                size_bytes=F("size_bytes") - existing.size_bytes,
+            )
+            existing.delete()
+
+        instance = Instance.objects.create(
+            sop_instance_uid=header.sop_instance_uid,
+            series_id=series.pk,
+            sop_class_uid=header.sop_class_uid,
+            instance_number=fields["instance_number"],
+            number_of_frames=frames,
+            rows=fields["rows"],
+            columns=fields["columns"],
+            transfer_syntax_uid=header.transfer_syntax_uid,
+            storage=storage,
+            relative_path=relative_path,
+            size_bytes=size,
+            received_at=now,
+            source_ae_title=origin.ae_title[:16],
+            source_address=origin.address[:255],
+        )
+        Series.objects.filter(pk=series.pk).update(
+            number_of_instances=F("number_of_instances") + 1,
+            number_of_frames=F("number_of_frames") + frames,
+            size_bytes=F("size_bytes") + size,
+            updated_at=now,
+        )
+        Study.objects.filter(pk=study_id).update(
+            number_of_instances=F("number_of_instances") + 1,
+            size_bytes=F("size_bytes") + size,
+            updated_at=now,
+        )
+    return instance.pk
+
+
+def _get_or_create_study(header: _Header, fields: dict, now) -> Study:
+    study = Study.objects.filter(study_instance_uid=header.study_instance_uid).first()
+    if study is not None:
+        return study
+    patient, _ = Patient.objects.get_or_create(
+        patient_id=fields["patient_id"],
+        issuer_of_patient_id=fields["issuer_of_patient_id"],
+        defaults={
+            "patient_name": fields["patient_name"],
+            "patient_name_search": fields["patient_name_search"],
+            "patient_birth_date": fields["patient_birth_date"],
+            "patient_sex": fields["patient_sex"],
+        },
+    )
+    study, created = Study.objects.get_or_create(
+        study_instance_uid=header.study_instance_uid,
+        defaults={
+            "patient": patient,
+            "study_date": fields["study_date"],
+            "study_time": fields["study_time"],
+            "accession_number": fields["accession_number"],
+            "study_id": fields["study_id"],
+            "study_description": fields["study_description"],
+            "referring_physician_name": fields["referring_physician_name"],
+            "specific_character_set": fields["specific_character_set"],
+            "received_at": now,
+            "updated_at": now,
+        },
+    )
+    if created:
+        Patient.objects.filter(pk=patient.pk).update(number_of_studies=F("number_of_studies") + 1)
+    return study
+
+
+def _log_result(result: StoreResult, origin: Origin) -> None:
+    """One log line per instance that was not simply stored; patient data stays out."""
+    if result.outcome is Outcome.STORED:
+        logger.debug("Stored %s from %s", result.sop_instance_uid, origin.describe())
+    elif result.outcome in (Outcome.DUPLICATE, Outcome.REPLACED):
+        logger.warning(
+            "Duplicate %s from %s: %s", result.sop_instance_uid, origin.describe(), result.reason
+        )
+    else:
+        logger.error(
+            "Refused %s from %s (status 0x%04X): %s",
+            result.sop_instance_uid or "an instance",
+            origin.describe(),
+            result.dimse_status,
+            result.reason,
+        )
