@@ -8,6 +8,7 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from pacs.config import get_runtime_settings
@@ -70,3 +71,23 @@ class MasterCookieAuthentication(authentication.BaseAuthentication):
                 "The master cookie is not accepted from this address."
             )
         return MasterUser(), None
+
+
+class CsrfSessionScheme(OpenApiAuthenticationExtension):
+    """OpenAPI description of the console session."""
+
+    target_class = CsrfSessionAuthentication
+    name = "session"
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return {"type": "apiKey", "in": "cookie", "name": settings.SESSION_COOKIE_NAME}
+
+
+class MasterCookieScheme(OpenApiAuthenticationExtension):
+    """OpenAPI description of the master cookie."""
+
+    target_class = MasterCookieAuthentication
+    name = "masterCookie"
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return {"type": "apiKey", "in": "cookie", "name": settings.PACS_MASTER_COOKIE_NAME}
