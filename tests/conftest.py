@@ -34,3 +34,58 @@ def corpus_dir() -> Path:
             pytest.fail(f"corpus not found at {CORPUS_DIR}")
         pytest.skip(f"corpus not found at {CORPUS_DIR}")
     return CORPUS_DIR
+
+
+def configure_pacs(tmp_path: Path, **runtime_fields):
+    """A storage folder and temp folder under ``tmp_path`` and the runtime settings row,
+    with the caches of every process-level reader cleared."""
+    from devices import acl
+    from pacs.config import invalidate_runtime_settings
+    from pacs.models import RuntimeSettings
+    from storages.models import Storage
+    from storages.services import forget_free_space_cache
+
+    storage_dir = tmp_path / "storage"
+    temp_dir = tmp_path / "temp"
+    storage_dir.mkdir(exist_ok=True)
+    temp_dir.mkdir(exist_ok=True)
+    Storage.objects.get_or_create(path=str(storage_dir))
+    fields = {
+        "ae_title": "VESALIUS",
+        "free_space_limit_mb": 1,
+        "critical_free_space_mb": 0,
+        "temp_dir": str(temp_dir),
+        "accept_any_ae": False,
+        **runtime_fields,
+    }
+    row, _ = RuntimeSettings.objects.update_or_create(pk=1, defaults=fields)
+    invalidate_runtime_settings()
+    forget_free_space_cache()
+    acl.forget_cache()
+    return row
+
+
+def reconfigure(**runtime_fields):
+    """Change runtime settings in a running test and make every reader see it now."""
+    from devices import acl
+    from pacs.config import invalidate_runtime_settings
+    from pacs.models import RuntimeSettings
+
+    RuntimeSettings.objects.filter(pk=1).update(**runtime_fields)
+    invalidate_runtime_settings()
+    acl.forget_cache()
+
+
+@pytest.fixture
+def pacs_runtime(db, tmp_path):
+    row = configure_pacs(tmp_path)
+    yield row
+    reconfigure()
+
+
+@pytest.fixture
+def pacs_runtime_tx(transactional_db, tmp_path):
+    """As pacs_runtime, with committed rows other threads (the SCP's) can see."""
+    row = configure_pacs(tmp_path)
+    yield row
+    reconfigure()

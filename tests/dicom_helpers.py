@@ -1,0 +1,148 @@
+"""Helpers to build DICOM test data and to talk to an SCP as a pynetdicom SCU."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import socket
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filereader import read_preamble
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pynetdicom import AE, _config
+
+CT_IMAGE_STORAGE = str(CTImageStorage)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_dataset(
+    *,
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+    sop_uid: str | None = None,
+    patient_name: str = "Test^Patient",
+    patient_id: str = "PID-1",
+    modality: str = "CT",
+    study_date: str = "20240102",
+    accession_number: str = "ACC1",
+    charset: str | None = None,
+    pixels: int = 8,
+) -> Dataset:
+    """A small CT image in Explicit VR Little Endian with file meta, ready to save."""
+    ds = Dataset()
+    if charset:
+        ds.SpecificCharacterSet = charset
+    ds.SOPClassUID = CT_IMAGE_STORAGE
+    ds.SOPInstanceUID = sop_uid or generate_uid()
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ds.SeriesInstanceUID = series_uid or generate_uid()
+    ds.PatientName = patient_name
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "O"
+    ds.StudyDate = study_date
+    ds.StudyTime = "101010"
+    ds.AccessionNumber = accession_number
+    ds.Modality = modality
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    ds.Rows = pixels
+    ds.Columns = pixels
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PixelData = bytes(range(256)) * (pixels * pixels * 2 // 256) + b"\x00" * (
+        pixels * pixels * 2 % 256
+    )
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return ds
+
+
+def write_part10(ds: Dataset, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def dataset_offset(path: Path) -> int:
+    """Where the dataset starts in a Part 10 file (after preamble and file meta)."""
+    from pydicom.filereader import _read_file_meta_info
+
+    with path.open("rb") as fp:
+        read_preamble(fp, force=True)
+        _read_file_meta_info(fp)
+        return fp.tell()
+
+
+def dataset_sha1(path: Path) -> str:
+    """Hash of the dataset bytes: what a C-STORE transfers, byte for byte."""
+    data = path.read_bytes()
+    return hashlib.sha1(data[dataset_offset(path) :]).hexdigest()
+
+
+def file_sha1(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+@contextlib.contextmanager
+def raw_send_mode() -> Iterator[None]:
+    """Send files as their raw bytes (no decode), so corrupt datasets reach the SCP."""
+    previous = _config.STORE_SEND_CHUNKED_DATASET
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    try:
+        yield
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = previous
+
+
+def send_files(
+    port: int,
+    paths: Iterable[Path],
+    *,
+    calling_ae: str = "TESTSCU",
+    called_ae: str = "VESALIUS",
+) -> list[int]:
+    """C-STORE each file as it is (raw bytes) in one association; the status of each."""
+    paths = list(paths)
+    ae = AE(ae_title=calling_ae)
+    for path in paths:
+        meta = dcmread(path, stop_before_pixels=True, force=True).file_meta
+        ae.add_requested_context(meta.MediaStorageSOPClassUID, meta.TransferSyntaxUID)
+    with raw_send_mode():
+        assoc = ae.associate("127.0.0.1", port, ae_title=called_ae)
+        if not assoc.is_established:
+            raise ConnectionRefusedError("association rejected or aborted")
+        try:
+            statuses = []
+            for path in paths:
+                rsp = assoc.send_c_store(path)
+                statuses.append(int(rsp.Status) if "Status" in rsp else -1)
+            return statuses
+        finally:
+            assoc.release()
+
+
+def association_accepted(port: int, calling_ae: str, called_ae: str = "VESALIUS") -> bool:
+    from pynetdicom.sop_class import Verification
+
+    ae = AE(ae_title=calling_ae)
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", port, ae_title=called_ae)
+    accepted = assoc.is_established
+    if accepted:
+        assoc.release()
+    return accepted
