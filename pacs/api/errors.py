@@ -37,8 +37,11 @@ def exception_handler(exc, context) -> Response | None:
         elif errors:
             first_field, first_errors = next(iter(errors.items()))
             message = f"Invalid input: {first_field}: {first_errors[0]}"
+    elif isinstance(detail, dict):
+        message = str(detail.get("detail", "Request failed."))
+        errors = _field_errors({key: value for key, value in detail.items() if key != "detail"})
     else:
-        errors = _field_errors(detail) if isinstance(detail, dict) else {}
-        message = str(detail.get("detail", detail)) if isinstance(detail, dict) else str(detail)
+        errors = {}
+        message = str(detail)
     response.data = {"message": message, "errors": errors}
     return response
