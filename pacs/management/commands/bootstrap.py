@@ -60,9 +60,7 @@ class Command(BaseCommand):
             f"accept any AE {'on' if runtime.accept_any_ae else 'off'}, "
             f"temp folder {runtime.temp_dir}"
         )
-        storage = ensure_default_storage(Path(settings.DEFAULT_STORAGE_DIR))
-        if storage is not None:
-            self.stdout.write(f"Created the default storage at {storage.path}")
+        ensure_default_storage(Path(settings.DEFAULT_STORAGE_DIR))
 
     def check_environment(self) -> None:
         """Refuse bad runtime options before touching the database, with a one-line reason."""
