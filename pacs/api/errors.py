@@ -44,4 +44,15 @@ def exception_handler(exc, context) -> Response | None:
         errors = {}
         message = str(detail)
     response.data = {"message": message, "errors": errors}
+    _avoid_browser_login_prompt(response, context)
     return response
+
+
+def _avoid_browser_login_prompt(response: Response, context) -> None:
+    """Answer a Basic challenge only to clients that tried Basic: browsers show their own
+    login dialog on ``WWW-Authenticate: Basic``, which must not pop up over the console."""
+    challenge = response.get("WWW-Authenticate", "")
+    request = context.get("request")
+    authorization = request.META.get("HTTP_AUTHORIZATION", "") if request is not None else ""
+    if challenge.startswith("Basic") and not authorization.lower().startswith("basic"):
+        response["WWW-Authenticate"] = 'Session realm="api"'

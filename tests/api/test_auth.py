@@ -28,6 +28,17 @@ def test_it_refuses_an_unauthenticated_request_with_401_and_a_json_error(anonymo
     assert body["errors"] == {}
 
 
+def test_a_401_does_not_make_browsers_pop_up_a_basic_login_dialog(anonymous):
+    response = anonymous.get("/api/studies/")
+    assert not response["WWW-Authenticate"].startswith("Basic")
+
+
+def test_a_failed_basic_login_gets_a_basic_challenge(anonymous):
+    response = anonymous.get("/api/studies/", HTTP_AUTHORIZATION=basic("nobody", "x"))
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Basic")
+
+
 def test_it_logs_in_with_json_and_returns_the_user_and_a_csrf_token(anonymous, user):
     response = anonymous.post(
         "/api/auth/login/", {"username": "operator", "password": PASSWORD}, format="json"

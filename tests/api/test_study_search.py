@@ -412,3 +412,15 @@ def test_the_search_queries_need_a_regex_only_for_inner_wildcards():
     assert "startswith" in str(wildcard_q("f", "abc", case_insensitive=True))
     assert "regex" in str(wildcard_q("f", "a?c", case_insensitive=False))
     assert "regex" in str(wildcard_q("f", "a*c", case_insensitive=False))
+
+
+def test_a_page_tells_its_number_size_and_the_number_of_pages(api):
+    for _ in range(31):
+        make_study()
+    body = api.get("/api/studies/", {"page_size": 15, "page": "last"}).json()
+    assert {k: body[k] for k in ("count", "page", "page_size", "total_pages")} == {
+        "count": 31,
+        "page": 3,
+        "page_size": 15,
+        "total_pages": 3,
+    }
