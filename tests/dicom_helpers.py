@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filereader import read_preamble
+from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, _config
 
@@ -107,6 +109,39 @@ def raw_send_mode() -> Iterator[None]:
         yield
     finally:
         _config.STORE_SEND_CHUNKED_DATASET = previous
+
+
+def rewrite_meta(path: Path, destination: Path, **meta_fields: str) -> Path:
+    """A copy of a Part 10 file with some file meta elements changed and the dataset bytes
+    untouched (in raw mode pynetdicom takes the C-STORE request's UIDs from the meta)."""
+    meta = dcmread(path, stop_before_pixels=True, force=True).file_meta
+    for keyword, value in meta_fields.items():
+        setattr(meta, keyword, value)
+    buffer = io.BytesIO()
+    buffer.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(buffer, meta, enforce_standard=False)
+    destination.write_bytes(buffer.getvalue() + path.read_bytes()[dataset_offset(path) :])
+    return destination
+
+
+def with_command_uids_from_dataset(path: Path, folder: Path) -> Path:
+    """A modality puts the dataset's SOP Class/Instance UIDs in the C-STORE request. For
+    files whose meta disagrees with the dataset, a copy with the meta fixed."""
+    ds = dcmread(path, stop_before_pixels=True, force=True)
+    meta = ds.file_meta
+    sop_class = ds.get("SOPClassUID", meta.get("MediaStorageSOPClassUID"))
+    sop_instance = ds.get("SOPInstanceUID", meta.get("MediaStorageSOPInstanceUID"))
+    if (sop_class, sop_instance) == (
+        meta.get("MediaStorageSOPClassUID"),
+        meta.get("MediaStorageSOPInstanceUID"),
+    ):
+        return path
+    return rewrite_meta(
+        path,
+        folder / f"{path.name}.fixed-meta",
+        MediaStorageSOPClassUID=sop_class,
+        MediaStorageSOPInstanceUID=sop_instance,
+    )
 
 
 def send_files(

@@ -21,7 +21,8 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
 from pynetdicom.presentation import AllStoragePresentationContexts
-from pynetdicom.sop_class import Verification
+from pynetdicom.service_class import ServiceClass, StorageServiceClass
+from pynetdicom.sop_class import Verification, register_uid, uid_to_service_class
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
 from devices import acl
@@ -55,6 +56,17 @@ class PacsAE(AE):
     @require_calling_aet.setter
     def require_calling_aet(self, ae_titles: list[str]) -> None:
         """Ignored: the device table decides (the base class sets [] at construction)."""
+
+
+class _SharedContexts(list):
+    """The server's supported contexts, shared read-only by every association.
+
+    pynetdicom deep-copies them for each association; with every storage SOP class in
+    every transfer syntax that copy costs ~150 ms per association. Negotiation only reads
+    them (``negotiate_as_acceptor`` builds new result contexts), so sharing is safe."""
+
+    def __deepcopy__(self, memo: dict) -> _SharedContexts:
+        return self
 
 
 class PacsRequestHandler(RequestHandler):
@@ -127,13 +139,17 @@ def build_store_ae() -> PacsAE:
 def storage_sop_classes() -> list[str]:
     """pynetdicom's storage SOP classes plus every other non-retired "... Storage" SOP class
     in pydicom's dictionary (Color Palette, DICOS, Eddy Current, implant templates...).
-    DICOMDIR ("Media Storage Directory Storage") is a file-set index, not an instance."""
+    A DICOMDIR sent by C-STORE is accepted at negotiation and then refused by ingest with
+    a reason (it is a file-set index, not an instance)."""
     from pydicom._uid_dict import UID_dictionary
 
     uids = {str(context.abstract_syntax) for context in AllStoragePresentationContexts}
-    for uid, (name, kind, _info, retired, _keyword) in UID_dictionary.items():
+    for uid, (name, kind, _info, retired, keyword) in UID_dictionary.items():
         is_storage = kind == "SOP Class" and name.endswith("Storage") and not retired
-        if is_storage and "Commitment" not in name and uid != "1.2.840.10008.1.3.10":
+        if is_storage and "Commitment" not in name and uid not in uids:
+            if uid_to_service_class(uid) is ServiceClass:
+                # Unknown to pynetdicom: without this it would not route C-STORE to us.
+                register_uid(uid, keyword, StorageServiceClass)
             uids.add(uid)
     return sorted(uids)
 
@@ -173,6 +189,8 @@ class StoreServer:
             server_class=PacsAssociationServer,
             request_handler=PacsRequestHandler,
         )
+        self.ae._servers.append(self.server)  # as start_server does; shutdown() expects it
+        self.server.contexts = _SharedContexts(self.server.contexts)
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
         )
