@@ -1,0 +1,1 @@
+"""Command-line tools shipped with Vesalius (console scripts declared in pyproject.toml)."""
