@@ -82,7 +82,7 @@ def echo(
             evt_handlers=handlers,
             tls_args=_tls_args(certificate) if certificate else None,
         )
-    except (OSError, ssl.SSLError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
         return EchoResult(EchoOutcome.ERROR, elapsed_ms(), str(exc))
     try:
         if assoc.is_established:

@@ -51,7 +51,10 @@ def _host_matches(client_address: str, allowed_host: str) -> bool:
 
 
 class MasterCookieAuthentication(authentication.BaseAuthentication):
-    """The master cookie: a random UUID set in Settings, optionally bound to one host."""
+    """The master cookie: a random UUID set in Settings, optionally bound to one host.
+
+    It is meant for integrations (scripts, a RIS), so no CSRF token is asked for; the host
+    restriction is what limits where it can be used from."""
 
     def authenticate(self, request):
         raw = request.COOKIES.get(settings.PACS_MASTER_COOKIE_NAME)

@@ -59,9 +59,6 @@ class MasterCookieSerializer(serializers.Serializer):
     def get_cookie_name(self, _obj) -> str:
         return settings.PACS_MASTER_COOKIE_NAME
 
-    def validate_host(self, value: str) -> str:
-        return value.strip()
-
 
 class DatabaseInfoSerializer(serializers.Serializer):
     engine = serializers.CharField()

@@ -193,3 +193,11 @@ def test_the_master_cookie_cannot_manage_itself(api):
     client.cookies[MASTER] = cookie
     assert client.post("/api/settings/master-cookie/").status_code == 403
     assert client.delete("/api/settings/master-cookie/").status_code == 403
+
+
+def test_the_master_cookie_host_may_be_a_host_name(api):
+    cookie = _generate(api, host="localhost")
+    client = APIClient()
+    client.cookies[MASTER] = cookie
+    assert client.get("/api/studies/", REMOTE_ADDR="127.0.0.1").status_code == 200
+    assert client.get("/api/studies/", REMOTE_ADDR="192.0.2.1").status_code == 403
