@@ -30,6 +30,7 @@ import os
 import re
 import socket
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -454,6 +455,11 @@ def open_association(
 ) -> tuple[Any, str | None]:
     """Associate with TCP_NODELAY set. Returns (association, None) or (association, reason)."""
     rejection: dict[str, str] = {}
+    connected: list[bool] = []
+
+    def on_conn_open(event: evt.Event) -> None:
+        connected.append(True)
+        _set_tcp_nodelay(event)
 
     def on_acse_recv(event: evt.Event) -> None:
         primitive = event.primitive  # type: ignore[attr-defined]
@@ -470,17 +476,19 @@ def open_association(
         contexts=contexts,
         ae_title=called_aet,
         max_pdu=max_pdu,
-        evt_handlers=[(evt.EVT_CONN_OPEN, _set_tcp_nodelay), (evt.EVT_ACSE_RECV, on_acse_recv)],
+        evt_handlers=[(evt.EVT_CONN_OPEN, on_conn_open), (evt.EVT_ACSE_RECV, on_acse_recv)],
     )
     if assoc.is_established:
         return assoc, None
+    if not connected:
+        return assoc, f"could not connect to {host}:{port} (connection refused or timed out)"
     if assoc.is_rejected:
         return assoc, rejection.get("reason", "association rejected")
     if assoc.is_aborted:
         if not assoc.accepted_contexts and assoc.rejected_contexts:
             return assoc, "association aborted: the peer accepted no presentation context"
         return assoc, "association aborted by the peer"
-    return assoc, f"could not associate with {host}:{port} (connection refused or timed out)"
+    return assoc, f"could not associate with {host}:{port} (no answer to the association request)"
 
 
 def _status_reason(code: int, comment: str | None = None) -> str:
@@ -512,12 +520,16 @@ def send_one(assoc: Any, f: DicomFile, *, msg_id: int = 1) -> Failure | None:
     statuses are both "stored"; a warning is logged), else the failure with its reason."""
     accepted = [cx for cx in assoc.accepted_contexts if cx.abstract_syntax == f.sop_class_uid]
     if not accepted:
-        return Failure(
-            f.path,
-            f"the peer accepted no presentation context for SOP Class "
-            f"{_syntax_name(f.sop_class_uid)}",
-            sop_instance_uid=f.sop_instance_uid,
-        )
+        rejected = [cx for cx in assoc.rejected_contexts if cx.abstract_syntax == f.sop_class_uid]
+        # PS3.8 9.3.3.2: result 3 = abstract syntax not supported, 4 = transfer syntaxes not.
+        if rejected and all(cx.result == 0x03 for cx in rejected):
+            reason = f"the peer does not support SOP Class {_syntax_name(f.sop_class_uid)}"
+        else:
+            reason = (
+                f"the peer did not accept transfer syntax {_syntax_name(f.transfer_syntax_uid)} "
+                f"for SOP Class {_syntax_name(f.sop_class_uid)}"
+            )
+        return Failure(f.path, reason, sop_instance_uid=f.sop_instance_uid)
     accepted_syntaxes = {cx.transfer_syntax[0] for cx in accepted}
     exact = f.transfer_syntax_uid in accepted_syntaxes
     convertible = f.is_uncompressed and any(ts in UNCOMPRESSED_SYNTAXES for ts in accepted_syntaxes)
@@ -826,6 +838,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose < 2:
         # pynetdicom logs each failed association at ERROR: our reports already say it.
         logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+    if args.verbose == 0:
+        # pydicom warns about every odd value it reads (invalid UI, VR guesses): noise here.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom\.")
 
     given = [args.host, args.port, args.path, args.aetitle]
     if all(v is None for v in given):
