@@ -11,6 +11,10 @@ import pytest
 REPO_DIR = Path(__file__).resolve().parent.parent
 CORPUS_DIR = Path(os.environ.get("PACS_CORPUS_DIR", REPO_DIR.parent / "shared" / "corpus"))
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# DCMTK 3.6.7 leaves Nagle's algorithm on unless TCP_NODELAY is set: every small PDU then
+# waits ~40 ms for a delayed ACK. Our SCP sets TCP_NODELAY on its side; this is for the
+# DCMTK peers the tests start.
+os.environ.setdefault("TCP_NODELAY", "1")
 
 
 def dcmtk_tool(name: str) -> str:

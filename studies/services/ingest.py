@@ -292,10 +292,13 @@ def _check_request_uids(
 
 def _store(source: Path, header: _Header, origin: Origin) -> StoreResult:
     runtime = get_runtime_settings()
-    existing = (
-        Instance.objects.filter(sop_instance_uid=header.sop_instance_uid)
-        .select_related("storage")
-        .first()
+    existing = next(
+        iter(
+            Instance.objects.filter(sop_instance_uid=header.sop_instance_uid).select_related(
+                "storage"
+            )[:1]
+        ),
+        None,
     )
     if existing is not None and not runtime.overwrite_image:
         return StoreResult(
@@ -517,6 +520,24 @@ def _merge_modalities(current: str, modality: str) -> str:
     return "\\".join(sorted(values))
 
 
+@dataclass(frozen=True)
+class _SeriesIds:
+    series_pk: int
+    study_pk: int
+    study_instance_uid: str
+
+
+# Series received recently in this process, so that the next instance of a series costs no
+# lookup. A series deleted meanwhile is noticed (its counter update touches no row) and
+# looked up again.
+_series_cache: dict[str, _SeriesIds] = {}
+_SERIES_CACHE_SIZE = 4096
+
+
+def forget_series_cache() -> None:
+    _series_cache.clear()
+
+
 def _index(
     header: _Header,
     fields: dict,
@@ -527,65 +548,28 @@ def _index(
     existing: Instance | None,
 ) -> int:
     """Write the index rows in one short transaction; counters move with F() updates so
-    concurrent associations on the same study do not lose counts."""
+    concurrent associations on the same study do not lose counts. For an instance of a
+    known series this is three statements: series counters, instance insert, study
+    counters."""
     now = timezone.now()
     frames = fields["number_of_frames"]
     with transaction.atomic():
-        series = (
-            Series.objects.select_related("study")
-            .filter(series_instance_uid=header.series_instance_uid)
-            .first()
-        )
-        if series is not None and series.study.study_instance_uid != header.study_instance_uid:
+        ids = _series_cache.get(header.series_instance_uid)
+        uid = header.series_instance_uid
+        if ids is None or not _add_to_series(ids, uid, frames, size, now):
+            ids = _find_or_create_series(header, fields, now)
+            _add_to_series(ids, uid, frames, size, now)
+        if ids.study_instance_uid != header.study_instance_uid:
             raise _Refused(
                 Outcome.MISMATCH,
                 f"SeriesInstanceUID {header.series_instance_uid} already belongs to study "
-                f"{series.study.study_instance_uid}",
+                f"{ids.study_instance_uid}",
             )
-        if series is None:
-            study = _get_or_create_study(header, fields, now)
-            series, created = Series.objects.get_or_create(
-                series_instance_uid=header.series_instance_uid,
-                defaults={
-                    "study": study,
-                    "modality": fields["modality"],
-                    "series_number": fields["series_number"],
-                    "series_description": fields["series_description"],
-                    "body_part_examined": fields["body_part_examined"],
-                    "series_date": fields["series_date"],
-                    "series_time": fields["series_time"],
-                    "received_at": now,
-                    "updated_at": now,
-                },
-            )
-            if created:
-                locked = (
-                    Study.objects.select_for_update().only("modalities_in_study").get(pk=study.pk)
-                )
-                Study.objects.filter(pk=study.pk).update(
-                    number_of_series=F("number_of_series") + 1,
-                    modalities_in_study=_merge_modalities(
-                        locked.modalities_in_study, fields["modality"]
-                    ),
-                )
-        study_id = series.study_id
-
         if existing is not None:
-            # overwrite_image: the old row goes, its counts with it, the new one is inserted.
-            Series.objects.filter(pk=existing.series_id).update(
-                number_of_instances=F("number_of_instances") - 1,
-                number_of_frames=F("number_of_frames") - existing.number_of_frames,
-                size_bytes=F("size_bytes") - existing.size_bytes,
-            )
-            Study.objects.filter(series__pk=existing.series_id).update(
-                number_of_instances=F("number_of_instances") - 1,
-                size_bytes=F("size_bytes") - existing.size_bytes,
-            )
-            existing.delete()
-
+            _remove_replaced(existing)
         instance = Instance.objects.create(
             sop_instance_uid=header.sop_instance_uid,
-            series_id=series.pk,
+            series_id=ids.series_pk,
             sop_class_uid=header.sop_class_uid,
             instance_number=fields["instance_number"],
             number_of_frames=frames,
@@ -599,18 +583,80 @@ def _index(
             source_ae_title=origin.ae_title[:16],
             source_address=origin.address[:255],
         )
-        Series.objects.filter(pk=series.pk).update(
+        Study.objects.filter(pk=ids.study_pk).update(
+            number_of_instances=F("number_of_instances") + 1,
+            size_bytes=F("size_bytes") + size,
+            updated_at=now,
+        )
+    if len(_series_cache) >= _SERIES_CACHE_SIZE:
+        _series_cache.clear()
+    _series_cache[header.series_instance_uid] = ids
+    return instance.pk
+
+
+def _add_to_series(ids: _SeriesIds, series_instance_uid: str, frames: int, size: int, now) -> bool:
+    """Count one more instance in the series; False when the series row is gone (the UID
+    is part of the filter, so a reused primary key cannot match another series)."""
+    return bool(
+        Series.objects.filter(pk=ids.series_pk, series_instance_uid=series_instance_uid).update(
             number_of_instances=F("number_of_instances") + 1,
             number_of_frames=F("number_of_frames") + frames,
             size_bytes=F("size_bytes") + size,
             updated_at=now,
         )
-        Study.objects.filter(pk=study_id).update(
-            number_of_instances=F("number_of_instances") + 1,
-            size_bytes=F("size_bytes") + size,
-            updated_at=now,
+    )
+
+
+def _find_or_create_series(header: _Header, fields: dict, now) -> _SeriesIds:
+    """The series of the instance, created with its study and patient when new."""
+    series = (
+        Series.objects.filter(series_instance_uid=header.series_instance_uid)
+        .values_list("pk", "study_id", "study__study_instance_uid")
+        .first()
+    )
+    if series is not None:
+        return _SeriesIds(*series)
+    study = _get_or_create_study(header, fields, now)
+    series, created = Series.objects.get_or_create(
+        series_instance_uid=header.series_instance_uid,
+        defaults={
+            "study": study,
+            "modality": fields["modality"],
+            "series_number": fields["series_number"],
+            "series_description": fields["series_description"],
+            "body_part_examined": fields["body_part_examined"],
+            "series_date": fields["series_date"],
+            "series_time": fields["series_time"],
+            "received_at": now,
+            "updated_at": now,
+        },
+    )
+    if created:
+        locked = Study.objects.select_for_update().only("modalities_in_study").get(pk=study.pk)
+        Study.objects.filter(pk=study.pk).update(
+            number_of_series=F("number_of_series") + 1,
+            modalities_in_study=_merge_modalities(locked.modalities_in_study, fields["modality"]),
         )
-    return instance.pk
+        return _SeriesIds(series.pk, study.pk, study.study_instance_uid)
+    return _SeriesIds(
+        series.pk,
+        series.study_id,
+        Study.objects.values_list("study_instance_uid", flat=True).get(pk=series.study_id),
+    )
+
+
+def _remove_replaced(existing: Instance) -> None:
+    """overwrite_image: the old row goes, its counts with it; the new one is inserted."""
+    Series.objects.filter(pk=existing.series_id).update(
+        number_of_instances=F("number_of_instances") - 1,
+        number_of_frames=F("number_of_frames") - existing.number_of_frames,
+        size_bytes=F("size_bytes") - existing.size_bytes,
+    )
+    Study.objects.filter(series__pk=existing.series_id).update(
+        number_of_instances=F("number_of_instances") - 1,
+        size_bytes=F("size_bytes") - existing.size_bytes,
+    )
+    existing.delete()
 
 
 def _get_or_create_study(header: _Header, fields: dict, now) -> Study:
