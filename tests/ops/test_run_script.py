@@ -93,6 +93,8 @@ class RunScript:
             stdout=self.output.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # As in a terminal: SIGINT not ignored (a background shell would ignore it).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         return self.process
 
@@ -196,6 +198,21 @@ def test_the_run_script_brings_up_a_pacs_that_stores_and_lists_and_stops_cleanly
     assert not port_open(pacs.http_port)
     assert not port_open(pacs.dicom_port)
     assert "[run] stopped" in pacs.log()
+
+
+def test_ctrl_c_stops_every_process_cleanly(run_script):
+    pacs = run_script()
+    process = pacs.start()
+    pacs.wait_ready()
+    pids = children(process.pid)
+
+    # Ctrl-C in a terminal: SIGINT to the whole foreground process group.
+    os.killpg(process.pid, signal.SIGINT)
+
+    assert process.wait(timeout=60) == 0, pacs.log()
+    assert "[run] stopped" in pacs.log()
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    assert not port_open(pacs.dicom_port)
 
 
 def test_the_run_script_stops_everything_and_fails_when_one_process_dies(run_script):
