@@ -841,6 +841,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose == 0:
         # pydicom warns about every odd value it reads (invalid UI, VR guesses): noise here.
         warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom\.")
+        logging.getLogger("pydicom").setLevel(logging.ERROR)
 
     given = [args.host, args.port, args.path, args.aetitle]
     if all(v is None for v in given):
