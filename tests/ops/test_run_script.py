@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from pydicom.uid import generate_uid
 
 from tests.conftest import REPO_DIR, dcmtk_tool
 from tests.dicom_helpers import free_port, make_dataset, write_part10
@@ -176,9 +177,14 @@ def test_the_run_script_brings_up_a_pacs_that_stores_and_lists_and_stops_cleanly
         timeout=60,
     )
     assert echo.returncode == 0, echo.stderr
-    path = write_part10(make_dataset(patient_name="Run^Script"), tmp_path / "in" / "a.dcm")
+    study_uid, series_uids = generate_uid(), [generate_uid(), generate_uid()]
+    folder = tmp_path / "in"
+    for number, series_uid in enumerate(series_uids * 2):
+        ds = make_dataset(patient_name="Run^Script", study_uid=study_uid, series_uid=series_uid)
+        write_part10(ds, folder / f"{number}.dcm")
+    storescu = [dcmtk_tool("storescu"), "-aec", "VESALIUS", "+sd"]
     store = subprocess.run(
-        [dcmtk_tool("storescu"), "-aec", "VESALIUS", "127.0.0.1", str(pacs.dicom_port), path],
+        [*storescu, "127.0.0.1", str(pacs.dicom_port), str(folder)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -190,8 +196,11 @@ def test_the_run_script_brings_up_a_pacs_that_stores_and_lists_and_stops_cleanly
         timeout=30,
     )
     assert response.status_code == 200, response.text
-    assert [study["patient_name"] for study in response.json()["results"]] == ["Run^Script"]
-    assert list((pacs.data_dir / "storage").rglob("*.dcm"))
+    [study] = response.json()["results"]
+    assert study["study_instance_uid"] == study_uid
+    assert study["patient_name"] == "Run^Script"
+    assert (study["number_of_series"], study["number_of_instances"]) == (2, 4)
+    assert len([p for p in (pacs.data_dir / "storage").rglob("*") if p.is_file()]) == 4
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0, pacs.log()
