@@ -53,7 +53,8 @@ RTPLAN = "pydicom__rtplan.dcm"  # RT Plan, Implicit VR LE
 JPEG_BASELINE = "pydicom__SC_rgb_jpeg_dcmtk.dcm"  # SC, JPEG Baseline
 # What the whole dev corpus gives against storescp: see MANIFEST.csv.
 CORPUS_NOT_READ = {"nibabel__decimal_rescale.dcm"}  # its dataset has no SOP Class/Instance UID
-CORPUS_NOT_SENT = {"pydicom__hotiron.dcm"}  # Color Palette Storage: storescp does not offer it
+# Color Palette Storage: DCMTK 3.6.7's storescp does not offer it (a later one may).
+CORPUS_MAYBE_UNSUPPORTED = {"pydicom__hotiron.dcm"}
 CORPUS_SKIPPED = {"DICOMDIR"}
 # Odd-length datasets cannot go in P-DATA as they are: they are re-encoded (padded).
 CORPUS_REENCODED = {"deid-data__ctbrain1.dcm", "pydicom__image_dfl.dcm"}
@@ -342,30 +343,21 @@ def test_it_sends_the_corpus_byte_for_byte_and_reports_the_rest(
     tmp_path: Path, corpus: Path, storescp: StoreSCP
 ) -> None:
     reports = tmp_path / "reports"
-    code = dcm_import.main(
-        [
-            "127.0.0.1",
-            str(storescp.port),
-            str(corpus),
-            storescp.ae_title,
-            "--report-dir",
-            str(reports),
-            "--no-progress",
-        ]
-    )
+    code = run_import(storescp.port, corpus, storescp.ae_title, reports)
 
-    assert code == 1  # one file could not be read, one was not accepted
+    assert code == 1  # at least one file could not be read
     not_read = read_report(reports, "not-read")
     assert {Path(r["path"]).name for r in not_read} == CORPUS_NOT_READ
     assert all(r["reason"] for r in not_read)
     not_sent = read_report(reports, "not-sent")
-    assert {Path(r["path"]).name for r in not_sent} == CORPUS_NOT_SENT
-    assert "the peer does not support SOP Class Color Palette Storage" in not_sent[0]["reason"]
+    not_sent_names = {Path(r["path"]).name for r in not_sent}
+    assert not_sent_names <= CORPUS_MAYBE_UNSUPPORTED
+    assert all("the peer does not support SOP Class" in r["reason"] for r in not_sent)
 
     received = {hashlib.sha1(dataset_bytes(p)).hexdigest() for p in storescp.received_files()}
     expected_count = 0
     for path in discover_files(corpus):
-        if path.name in CORPUS_NOT_READ | CORPUS_NOT_SENT | CORPUS_SKIPPED:
+        if path.name in CORPUS_NOT_READ | not_sent_names | CORPUS_SKIPPED:
             continue
         expected_count += 1
         if path.name in CORPUS_REENCODED:
