@@ -622,6 +622,7 @@ def test_it_runs_as_a_console_command(tmp_path: Path, corpus: Path, storescp: St
         text=True,
         timeout=60,
         check=False,
+        cwd=Path(__file__).resolve().parents[2],  # the repository: `pacs` is importable
     )
 
     assert proc.returncode == 0, proc.stderr
