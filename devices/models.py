@@ -15,9 +15,7 @@ class Device(models.Model):
 
     ae_title = models.CharField(max_length=16, unique=True, validators=[validate_ae_title])
     host = models.CharField(max_length=255, validators=[validate_host])
-    port = models.PositiveIntegerField(
-        validators=[MinValueValidator(1), MaxValueValidator(65535)]
-    )
+    port = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(65535)])
     upload = models.BooleanField(default=True, help_text="May send us instances (C-STORE).")
     mwl = models.BooleanField(default=False, help_text="May query the modality worklist.")
     download = models.BooleanField(default=False, help_text="May retrieve (C-MOVE, C-GET).")

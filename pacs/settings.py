@@ -94,6 +94,11 @@ PACS_RUNTIME_ENV = {
     "temp_dir": ("PACS_TEMP_DIR", lambda: str(env_path("PACS_TEMP_DIR", DATA_DIR / "temp"))),
 }
 
+# Read each runtime option once here so that a bad value stops every process at start-up,
+# not only the ones that apply them.
+for _env_name, _read in PACS_RUNTIME_ENV.values():
+    _read()
+
 # --- Django --------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -118,6 +123,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ (the API docs page, later the console) from gunicorn itself.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -146,11 +153,7 @@ TEMPLATES = [
 ]
 
 _env = environ.Env()
-DATABASES = {
-    "default": _env.db_url(
-        "DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
-    )
-}
+DATABASES = {"default": _env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the SCP's writers; IMMEDIATE avoids the deadlock-prone
     # read-then-upgrade lock; the busy timeout makes writers from several SCP processes
@@ -183,6 +186,8 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
+# Also serve from the apps' static folders, so /static/ works before collectstatic has run.
+WHITENOISE_USE_FINDERS = True
 
 SESSION_COOKIE_NAME = "vesalius_session"
 CSRF_COOKIE_NAME = "csrftoken"

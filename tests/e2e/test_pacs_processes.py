@@ -1,5 +1,5 @@
-"""End to end: the README run command and the SCP as real processes, DCMTK as the modality,
-the REST API as the administrator [ING-2], [DEV-ACL], [STO-3]."""
+"""End to end: the SCP as real processes with DCMTK as the modality [ING-2], [DEV-ACL],
+[STO-3]. The README run command itself is tested in tests/ops/test_run_script.py."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from tests.conftest import REPO_DIR, dcmtk_tool
+from tests.conftest import dcmtk_tool
 from tests.dicom_helpers import make_dataset, write_part10
-from tests.e2e.conftest import wait_for_port
 
 pytestmark = pytest.mark.e2e
 
@@ -29,79 +28,6 @@ def storescu(port: int, paths: list[Path], *extra: str, calling_ae: str = "MODAL
         text=True,
         timeout=300,
     )
-
-
-def make_study(folder: Path, *, study_uid: str, patient: str, series: int, per_series: int):
-    paths = []
-    for s in range(series):
-        series_uid = f"{study_uid}.{s + 1}"
-        for i in range(per_series):
-            ds = make_dataset(
-                study_uid=study_uid,
-                series_uid=series_uid,
-                patient_name=patient,
-                patient_id=patient.split("^")[0].upper(),
-                modality="CT" if s == 0 else "MR",
-            )
-            paths.append(write_part10(ds, folder / f"{series_uid}-{i}.dcm"))
-    return paths
-
-
-def test_the_readme_run_command_brings_up_a_pacs_that_stores_and_lists_studies(
-    pacs_factory, tmp_path
-):
-    pacs = pacs_factory(PACS_ACCEPT_ANY_AE="true", PACS_SCP_PROCESSES="2")
-    run = subprocess.Popen(
-        [str(REPO_DIR / "scripts" / "run")],
-        cwd=REPO_DIR,
-        env={**pacs.env, "PATH": f"{REPO_DIR / '.venv' / 'bin'}:{os.environ['PATH']}"},
-        stdout=(pacs.data_dir / "run.out").open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    pacs.processes.append(run)
-    wait_for_port(pacs.http_port, timeout=120, process=run)
-    wait_for_port(pacs.dicom_port, timeout=120, process=run)
-
-    echo = subprocess.run(
-        [dcmtk_tool("echoscu"), "-aec", "VESALIUS", "127.0.0.1", str(pacs.dicom_port)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert echo.returncode == 0, echo.stderr
-
-    first = make_study(
-        tmp_path / "in",
-        study_uid="1.2.826.0.1.3680043.8.498.500",
-        patient="Alpha^Ann",
-        series=2,
-        per_series=3,
-    )
-    second = make_study(
-        tmp_path / "in",
-        study_uid="1.2.826.0.1.3680043.8.498.501",
-        patient="Beta^Bob",
-        series=1,
-        per_series=2,
-    )
-    result = storescu(pacs.dicom_port, first + second)
-    assert result.returncode == 0, result.stderr
-
-    api = pacs.api()
-    response = api.get(f"{api.base_url}/api/studies/", params={"ordering": "patient_name"})
-    assert response.status_code == 200, response.text
-    studies = response.json()["results"]
-    assert len(studies) == 2
-    by_uid = {study["study_instance_uid"]: study for study in studies}
-    alpha = by_uid["1.2.826.0.1.3680043.8.498.500"]
-    assert "Alpha^Ann" in str(alpha)
-    assert (alpha["number_of_series"], alpha["number_of_instances"]) == (2, 6)
-    beta = by_uid["1.2.826.0.1.3680043.8.498.501"]
-    assert (beta["number_of_series"], beta["number_of_instances"]) == (1, 2)
-
-    run.send_signal(signal.SIGTERM)
-    assert run.wait(timeout=60) == 0
 
 
 def _acknowledged_files(storescu_output: str) -> list[Path]:
