@@ -87,20 +87,56 @@ class PacsRequestHandler(RequestHandler):
 
 
 class PacsAssociationServer(ThreadedAssociationServer):
-    """Threaded server with SO_REUSEPORT on the listening socket and TCP_NODELAY on each
-    accepted one."""
+    """Threaded association server for the PACS.
+
+    - TCP_NODELAY on every accepted socket.
+    - Either binds its own socket with SO_REUSEPORT, or serves a listening socket inherited
+      from the ``runscp`` supervisor (``listen_fd``). With an inherited socket the worker
+      processes race to accept each connection: the least busy one wins, which spreads
+      associations more evenly than SO_REUSEPORT's hashing. A process that loses the race
+      gets EAGAIN from its non-blocking accept and goes back to waiting.
+    """
 
     daemon_threads = True
+    request_queue_size = 128  # socketserver's default of 5 drops bursts of associations
+
+    def __init__(self, *args, listen_fd: int | None = None, **kwargs) -> None:
+        self._listen_fd = listen_fd
+        super().__init__(*args, **kwargs)
 
     def server_bind(self) -> None:
+        if self._listen_fd is not None:
+            self.socket.close()
+            self.socket = socket.socket(fileno=self._listen_fd)
+            self.socket.setblocking(False)
+            self.server_address = self.socket.getsockname()
+            return
         if hasattr(socket, "SO_REUSEPORT"):
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         super().server_bind()
 
+    def server_activate(self) -> None:
+        if self._listen_fd is None:
+            super().server_activate()
+
     def get_request(self):
         client_socket, address = super().get_request()
+        client_socket.setblocking(True)
         client_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return client_socket, address
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The socket the ``runscp`` supervisor opens once and hands to its workers."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(PacsAssociationServer.request_queue_size)
+    sock.set_inheritable(True)
+    return sock
 
 
 def handle_echo(event: evt.Event) -> int:
@@ -178,7 +214,7 @@ def prepare_temp_folder() -> Path:
 class StoreServer:
     """One SCP process: serves associations in threads until :meth:`stop`."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, listen_fd: int | None = None) -> None:
         close_old_connections()
         self.temp_folder = prepare_temp_folder()
         self.ae = build_store_ae()
@@ -188,6 +224,7 @@ class StoreServer:
             evt_handlers=STORE_HANDLERS,
             server_class=PacsAssociationServer,
             request_handler=PacsRequestHandler,
+            listen_fd=listen_fd,
         )
         self.ae._servers.append(self.server)  # as start_server does; shutdown() expects it
         self.server.contexts = _SharedContexts(self.server.contexts)

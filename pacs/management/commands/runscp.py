@@ -1,8 +1,9 @@
 """``python manage.py runscp``: the DICOM SCP.
 
 One Python process cannot use more than one core, so by default this command starts one SCP
-process per core (``PACS_SCP_PROCESSES`` or ``--processes``) on the same port
-(SO_REUSEPORT) and supervises them: a worker that dies is restarted, SIGTERM or SIGINT is
+process per core (``PACS_SCP_PROCESSES`` or ``--processes``) sharing one listening socket
+(opened here with SO_REUSEPORT, so further ``runscp`` instances may share the port too) and
+supervises them: a worker that dies is restarted, SIGTERM or SIGINT is
 passed on and each worker drains its running associations before it exits. With one process
 the SCP runs in this process directly.
 """
@@ -53,6 +54,9 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=settings.PACS_DICOM_HOST)
         parser.add_argument("--port", type=int, default=settings.PACS_DICOM_PORT)
         parser.add_argument("--worker", action="store_true", help="Internal: one SCP worker.")
+        parser.add_argument(
+            "--listen-fd", type=int, default=None, help="Internal: inherited listening socket."
+        )
 
     def handle(self, *args, **options) -> None:
         if options["processes"] < 1:
@@ -61,18 +65,18 @@ class Command(BaseCommand):
             apply_environment()
             ensure_default_storage(settings.DEFAULT_STORAGE_DIR)
         if options["worker"] or options["processes"] == 1:
-            self._serve(options["host"], options["port"])
+            self._serve(options["host"], options["port"], options["listen_fd"])
         else:
             self._supervise(options["processes"], options["host"], options["port"])
 
-    def _serve(self, host: str, port: int) -> None:
+    def _serve(self, host: str, port: int, listen_fd: int | None) -> None:
         from pacs.dimse.server import StoreServer
 
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
         try:
-            server = StoreServer(host, port)
+            server = StoreServer(host, port, listen_fd)
         except (OSError, RuntimeError) as exc:
             raise CommandError(f"Cannot start the DICOM SCP on port {port}: {exc}") from exc
         server.start()
@@ -80,7 +84,7 @@ class Command(BaseCommand):
         logger.info("Stopping: draining associations (up to %ss)", settings.PACS_DRAIN_SECONDS)
         server.stop(settings.PACS_DRAIN_SECONDS)
 
-    def _spawn(self, host: str, port: int) -> subprocess.Popen:
+    def _spawn(self, host: str, port: int, listen_fd: int) -> subprocess.Popen:
         command = [
             sys.executable,
             str(settings.BASE_DIR / "manage.py"),
@@ -90,8 +94,10 @@ class Command(BaseCommand):
             host,
             "--port",
             str(port),
+            "--listen-fd",
+            str(listen_fd),
         ]
-        return subprocess.Popen(command, preexec_fn=_die_with_parent)
+        return subprocess.Popen(command, preexec_fn=_die_with_parent, pass_fds=(listen_fd,))
 
     def _supervise(self, count: int, host: str, port: int) -> None:
         stopping = threading.Event()
@@ -101,7 +107,14 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
-        workers = {self._spawn(host, port): time.monotonic() for _ in range(count)}
+        from pacs.dimse.server import listening_socket
+
+        try:
+            sock = listening_socket(host, port)
+        except OSError as exc:
+            raise CommandError(f"Cannot listen on port {port}: {exc}") from exc
+        listen_fd = sock.fileno()
+        workers = {self._spawn(host, port, listen_fd): time.monotonic() for _ in range(count)}
         logger.info("Started %d SCP processes on port %s", count, port)
         fast_failures = 0
         while not stopping.is_set():
@@ -118,7 +131,8 @@ class Command(BaseCommand):
                         self._stop_workers(workers)
                         raise CommandError("SCP processes keep failing at start; see the log")
                 time.sleep(_RESTART_DELAY_SECONDS)
-                workers[self._spawn(host, port)] = time.monotonic()
+                workers[self._spawn(host, port, listen_fd)] = time.monotonic()
+        sock.close()  # the workers close their copies as they stop
         self._stop_workers(workers)
 
     @staticmethod
