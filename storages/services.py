@@ -20,6 +20,11 @@ logger = logging.getLogger(__name__)
 MB = 1024 * 1024
 _FREE_SPACE_CACHE_SECONDS = 1.0
 _free_space_cache: dict[str, tuple[float, int]] = {}
+# The enabled storages, read at most every two seconds per process: placement runs for every
+# instance received (reading them cost ~1.5 ms of its ~7). A storage added, disabled or
+# edited in the console applies within that time; disable a storage before moving it.
+_ENABLED_CACHE_SECONDS = 2.0
+_enabled_cache: tuple[float, list[Storage]] | None = None
 
 
 def check_storage_path(raw_path: str) -> str:
@@ -61,7 +66,21 @@ def free_space_bytes(path: str) -> int | None:
 
 
 def forget_free_space_cache() -> None:
+    """Forget the cached free space and the cached list of enabled storages."""
+    global _enabled_cache
     _free_space_cache.clear()
+    _enabled_cache = None
+
+
+def _enabled_storages() -> list[Storage]:
+    global _enabled_cache
+    now = time.monotonic()
+    cached = _enabled_cache
+    if cached and now - cached[0] < _ENABLED_CACHE_SECONDS:
+        return cached[1]
+    storages = list(Storage.objects.filter(enabled=True).order_by("id"))
+    _enabled_cache = (now, storages)
+    return storages
 
 
 @dataclass(frozen=True)
@@ -86,7 +105,7 @@ def choose_storage(*, free_space_limit_mb: int, critical_free_space_mb: int) -> 
 
     Raises NoStorageAvailable, with the reason, when there is none; a missing folder is
     logged as unavailable and skipped."""
-    storages = list(Storage.objects.filter(enabled=True).order_by("id"))
+    storages = _enabled_storages()
     if not storages:
         raise NoStorageAvailable("no enabled storage is configured")
     above_critical = False

@@ -31,6 +31,21 @@ def dcmtk_tool(name: str) -> str:
     pytest.skip(f"DCMTK {name} is not installed")
 
 
+@pytest.fixture(autouse=True)
+def fresh_process_caches():
+    """Per-process caches (storages, devices, runtime settings, recent series) must not carry
+    rows of one test, whose primary keys the next test may reuse, into another."""
+    from devices import acl
+    from pacs.config import invalidate_runtime_settings
+    from storages.services import forget_free_space_cache
+    from studies.services.ingest import forget_series_cache
+
+    for forget in (acl.forget_cache, invalidate_runtime_settings, forget_free_space_cache):
+        forget()
+    forget_series_cache()
+    yield
+
+
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
     if not CORPUS_DIR.is_dir():

@@ -13,6 +13,7 @@ to index the instance, and never decodes or re-encodes the dataset.
 from __future__ import annotations
 
 import enum
+import errno
 import hashlib
 import logging
 import os
@@ -352,17 +353,15 @@ def _check_request_uids(
 
 def _store(source: Path, header: _Header, origin: Origin) -> StoreResult:
     runtime = get_runtime_settings()
-    existing_id = _indexed_instance_id(header.sop_instance_uid)
     existing = None
-    if existing_id is not None and runtime.overwrite_image:
-        existing = Instance.objects.select_related("storage").get(pk=existing_id)
-    if existing_id is not None and not runtime.overwrite_image:
-        return StoreResult(
-            Outcome.DUPLICATE,
-            header.sop_instance_uid,
-            header.sop_class_uid,
-            reason="already stored; kept as is",
-            instance_id=existing_id,
+    if runtime.overwrite_image:
+        existing = next(
+            iter(
+                Instance.objects.filter(sop_instance_uid=header.sop_instance_uid).select_related(
+                    "storage"
+                )[:1]
+            ),
+            None,
         )
     try:
         storage = choose_storage(
@@ -376,7 +375,14 @@ def _store(source: Path, header: _Header, origin: Origin) -> StoreResult:
     destination = Path(storage.path) / relative_path
     size = source.stat().st_size
     try:
-        _move_durably(source, destination)
+        placed = _place_durably(source, destination, replace=existing is not None)
+        if not placed:
+            # A file already has this name: the same instance received before [ING-3], or
+            # a file whose index row a crash prevented, which this one replaces.
+            existing_id = _indexed_instance_id(header.sop_instance_uid)
+            if existing_id is not None:
+                return _duplicate(header, existing_id, "already stored; kept as is")
+            _place_durably(source, destination, replace=True)
     except OSError as exc:
         raise _Refused(Outcome.OUT_OF_RESOURCES, f"cannot write to {storage.path}: {exc}") from None
 
@@ -384,23 +390,15 @@ def _store(source: Path, header: _Header, origin: Origin) -> StoreResult:
     try:
         instance_id = _index(header, fields, storage, relative_path, size, origin, existing)
     except IntegrityError:
-        # Another association stored the same SOP Instance UID a moment ago.
-        if (
-            existing is None
-            and Instance.objects.filter(sop_instance_uid=header.sop_instance_uid).exists()
-        ):
-            stored = Instance.objects.get(sop_instance_uid=header.sop_instance_uid)
-            if stored.storage_id != storage.pk or stored.relative_path != relative_path:
-                destination.unlink(missing_ok=True)
-            return StoreResult(
-                Outcome.DUPLICATE,
-                header.sop_instance_uid,
-                header.sop_class_uid,
-                reason="stored concurrently by another association; kept as is",
-                instance_id=stored.pk,
-            )
-        destination.unlink(missing_ok=True)
-        raise
+        # The SOP Instance UID is indexed already, under another name (another study or
+        # storage), or by another association a moment ago: a duplicate, kept as is.
+        stored = Instance.objects.filter(sop_instance_uid=header.sop_instance_uid).first()
+        if existing is not None or stored is None:
+            destination.unlink(missing_ok=True)
+            raise
+        if stored.storage_id != storage.pk or stored.relative_path != relative_path:
+            destination.unlink(missing_ok=True)
+        return _duplicate(header, stored.pk, "already stored under another path; kept as is")
     except _Refused:
         destination.unlink(missing_ok=True)
         raise
@@ -422,6 +420,16 @@ def _store(source: Path, header: _Header, origin: Origin) -> StoreResult:
         )
     return StoreResult(
         Outcome.STORED, header.sop_instance_uid, header.sop_class_uid, instance_id=instance_id
+    )
+
+
+def _duplicate(header: _Header, instance_id: int, reason: str) -> StoreResult:
+    return StoreResult(
+        Outcome.DUPLICATE,
+        header.sop_instance_uid,
+        header.sop_class_uid,
+        reason=reason,
+        instance_id=instance_id,
     )
 
 
@@ -465,33 +473,60 @@ def _make_folders(folder: Path) -> None:
         _fsync_directory(new_folder.parent)
 
 
-def _move_durably(source: Path, destination: Path) -> None:
-    """Make ``source`` durable and rename it to ``destination`` atomically.
+def _place_durably(source: Path, destination: Path, *, replace: bool) -> bool:
+    """Make ``source`` durable and give it the name ``destination`` atomically.
 
-    Across file systems the bytes are copied to a hidden ``.part`` file beside the
-    destination first, so a storage folder never holds a partial file under a real name."""
+    Without ``replace`` an existing file is never touched: the name is created with a hard
+    link, which fails if it exists, and False is returned (a duplicate, checked by the
+    caller). Across file systems the bytes are first copied to a hidden ``.part`` file
+    beside the destination, so a storage folder never holds a partial file under a real
+    name."""
     fd = os.open(source, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        os.fdatasync(fd)
     finally:
         os.close(fd)
     _make_folders(destination.parent)
+    partial = None
     try:
-        os.replace(source, destination)
-    except OSError as exc:
-        if exc.errno != 18:  # EXDEV: temp folder on another file system
-            raise
-        partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.part")
         try:
+            placed = _rename(source, destination, replace=replace)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:  # the temp folder is on another file system
+                raise
+            partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.part")
             with source.open("rb") as src, partial.open("wb") as dst:
                 shutil.copyfileobj(src, dst, _COPY_CHUNK)
                 dst.flush()
-                os.fsync(dst.fileno())
-            os.replace(partial, destination)
-        finally:
+                os.fdatasync(dst.fileno())
+            placed = _rename(partial, destination, replace=replace)
+    finally:
+        if partial is not None:
             partial.unlink(missing_ok=True)
-        source.unlink(missing_ok=True)
-    _fsync_directory(destination.parent)
+    if placed:
+        _fsync_directory(destination.parent)
+    return placed
+
+
+def _rename(source: Path, destination: Path, *, replace: bool) -> bool:
+    """Rename, or with ``replace`` off create the new name only if it does not exist."""
+    if replace:
+        os.replace(source, destination)
+        return True
+    try:
+        os.link(source, destination)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        # No hard links on this file system (some network shares).
+        if destination.exists():
+            return False
+        os.replace(source, destination)
+        return True
+    source.unlink()
+    return True
 
 
 # --- Indexing -------------------------------------------------------------------------------
@@ -610,23 +645,24 @@ def _index(
     now = timezone.now()
     stamp = connection.ops.adapt_datetimefield_value(now)  # for the SQL statements
     frames = fields["number_of_frames"]
+    values = _instance_values(header, fields, storage.pk, relative_path, size, origin, stamp)
+    ids = _series_cache.get(header.series_instance_uid)
+    if ids is not None and existing is None and connection.vendor == "postgresql":
+        if ids.study_instance_uid != header.study_instance_uid:
+            raise _Refused(Outcome.MISMATCH, _series_mismatch(header, ids))
+        instance_id = _index_in_one_statement(ids, header, values, frames, size, stamp)
+        if instance_id is not None:
+            return instance_id
     with transaction.atomic():
-        ids = _series_cache.get(header.series_instance_uid)
         uid = header.series_instance_uid
         if ids is None or not _add_to_series(ids, uid, frames, size, stamp):
             ids = _find_or_create_series(header, fields, now)
             _add_to_series(ids, uid, frames, size, stamp)
         if ids.study_instance_uid != header.study_instance_uid:
-            raise _Refused(
-                Outcome.MISMATCH,
-                f"SeriesInstanceUID {header.series_instance_uid} already belongs to study "
-                f"{ids.study_instance_uid}",
-            )
+            raise _Refused(Outcome.MISMATCH, _series_mismatch(header, ids))
         if existing is not None:
             _remove_replaced(existing)
-        instance_id = _insert_instance(
-            header, fields, ids.series_pk, storage.pk, relative_path, size, origin, stamp
-        )
+        instance_id = _insert_instance({"series_id": ids.series_pk, **values})
         _add_to_study(ids.study_pk, size, stamp)
     if len(_series_cache) >= _SERIES_CACHE_SIZE:
         _series_cache.clear()
@@ -672,19 +708,18 @@ def _add_to_study(study_pk: int, size: int, now) -> None:
         )
 
 
-def _insert_instance(
+def _instance_values(
     header: _Header,
     fields: dict,
-    series_pk: int,
     storage_pk: int,
     relative_path: str,
     size: int,
     origin: Origin,
-    now,
-) -> int:
-    values = {
+    stamp,
+) -> dict:
+    """The columns of the instance row, but its series."""
+    return {
         "sop_instance_uid": header.sop_instance_uid,
-        "series_id": series_pk,
         "sop_class_uid": header.sop_class_uid,
         "instance_number": fields["instance_number"],
         "number_of_frames": fields["number_of_frames"],
@@ -694,18 +729,64 @@ def _insert_instance(
         "storage_id": storage_pk,
         "relative_path": relative_path,
         "size_bytes": size,
-        "received_at": now,
+        "received_at": stamp,
         "source_ae_title": origin.ae_title[:16],
         "source_address": origin.address[:255],
     }
-    columns = ", ".join(connection.ops.quote_name(name) for name in values)
+
+
+def _column_list(names) -> str:
+    return ", ".join(connection.ops.quote_name(name) for name in names)
+
+
+def _insert_instance(values: dict) -> int:
     placeholders = ", ".join(["%s"] * len(values))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {_INSTANCE} ({columns}) VALUES ({placeholders}) RETURNING id",
+            f"INSERT INTO {_INSTANCE} ({_column_list(values)}) VALUES ({placeholders}) "
+            "RETURNING id",
             list(values.values()),
         )
         return cursor.fetchone()[0]
+
+
+def _index_in_one_statement(
+    ids: _SeriesIds, header: _Header, values: dict, frames: int, size: int, stamp
+) -> int | None:
+    """PostgreSQL: the three writes of an instance of a known series as one statement, so
+    one round trip that commits by itself (no BEGIN/COMMIT exchanges). None when the series
+    row is gone (nothing was written)."""
+    placeholders = ", ".join(["%s"] * len(values))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH s AS (UPDATE {_SERIES} SET number_of_instances = number_of_instances + 1, "
+            "number_of_frames = number_of_frames + %s, size_bytes = size_bytes + %s, "
+            "updated_at = %s WHERE id = %s AND series_instance_uid = %s "
+            "RETURNING id, study_id), "
+            f"st AS (UPDATE {_STUDY} SET number_of_instances = number_of_instances + 1, "
+            "size_bytes = size_bytes + %s, updated_at = %s "
+            "WHERE id = (SELECT study_id FROM s)), "
+            f"i AS (INSERT INTO {_INSTANCE} (series_id, {_column_list(values)}) "
+            f"SELECT s.id, {placeholders} FROM s RETURNING id) "
+            "SELECT id FROM i",
+            [
+                *(frames, size, stamp, ids.series_pk, header.series_instance_uid),
+                *(size, stamp),
+                *values.values(),
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        _series_cache.pop(header.series_instance_uid, None)
+        return None
+    return row[0]
+
+
+def _series_mismatch(header: _Header, ids: _SeriesIds) -> str:
+    return (
+        f"SeriesInstanceUID {header.series_instance_uid} already belongs to study "
+        f"{ids.study_instance_uid}"
+    )
 
 
 def _find_or_create_series(header: _Header, fields: dict, now) -> _SeriesIds:
