@@ -286,3 +286,32 @@ def test_storing_into_an_existing_series_is_a_few_short_statements(
     # duplicate check, storages, series lookup, insert, two counter updates (+ savepoints)
     with django_assert_max_num_queries(8):
         assert store_file(path).outcome is Outcome.STORED
+
+
+def test_a_file_left_by_a_crash_without_its_index_row_is_replaced(pacs_runtime, tmp_path):
+    ds = make_dataset()
+    orphan = (
+        tmp_path
+        / "storage"
+        / ds.StudyInstanceUID
+        / ds.SeriesInstanceUID
+        / f"{ds.SOPInstanceUID}.dcm"
+    )
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"left behind")
+    path = write_part10(ds, tmp_path / "a.dcm")
+    assert store_file(path).outcome is Outcome.STORED
+    assert file_sha1(orphan) == file_sha1(path)
+    assert Instance.objects.count() == 1
+
+
+def test_a_sop_uid_already_stored_in_another_study_is_a_duplicate_and_leaves_no_file(
+    pacs_runtime, tmp_path
+):
+    first = make_dataset()
+    store_file(write_part10(first, tmp_path / "a.dcm"))
+    again = make_dataset(sop_uid=first.SOPInstanceUID)  # new study and series UIDs
+    result = store_file(write_part10(again, tmp_path / "b.dcm"))
+    assert result.outcome is Outcome.DUPLICATE
+    assert len(files_under(tmp_path / "storage")) == 1
+    assert Study.objects.count() == 1
