@@ -320,3 +320,20 @@ def test_the_example_file_states_the_real_defaults(tmp_path):
     assert dump_settings(tmp_path, PACS_CONFIG=str(config)) == dump_settings(tmp_path)
     completed = run_manage(tmp_path, "check", PACS_CONFIG=str(config))
     assert completed.returncode == 0, completed.stderr
+
+
+def test_manage_py_takes_the_config_file_from_cfg(tmp_path):
+    config = tmp_path / "vesalius.env"
+    config.write_text("PACS_AE_TITLE=FROMCFG\n", encoding="utf-8")
+    completed = run_manage(
+        tmp_path,
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.PACS_AE_TITLE)",
+        "--cfg",
+        str(config),
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip().splitlines()[-1] == "FROMCFG"
+    config.write_text("PACS_DICOM_PORT=abc\n", encoding="utf-8")
+    assert_refused(run_manage(tmp_path, f"--cfg={config}", "check"), "PACS_DICOM_PORT='abc'")
