@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -375,14 +376,15 @@ def _store(source: Path, header: _Header, origin: Origin) -> StoreResult:
     destination = Path(storage.path) / relative_path
     size = source.stat().st_size
     try:
-        placed = _place_durably(source, destination, replace=existing is not None)
+        staging = Path(storage.path) / STAGING_FOLDER
+        placed = _place_durably(source, destination, staging, replace=existing is not None)
         if not placed:
             # A file already has this name: the same instance received before [ING-3], or
             # a file whose index row a crash prevented, which this one replaces.
             existing_id = _indexed_instance_id(header.sop_instance_uid)
             if existing_id is not None:
                 return _duplicate(header, existing_id, "already stored; kept as is")
-            _place_durably(source, destination, replace=True)
+            _place_durably(source, destination, staging, replace=True)
     except OSError as exc:
         raise _Refused(Outcome.OUT_OF_RESOURCES, f"cannot write to {storage.path}: {exc}") from None
 
@@ -473,14 +475,14 @@ def _make_folders(folder: Path) -> None:
         _fsync_directory(new_folder.parent)
 
 
-def _place_durably(source: Path, destination: Path, *, replace: bool) -> bool:
+def _place_durably(source: Path, destination: Path, staging: Path, *, replace: bool) -> bool:
     """Make ``source`` durable and give it the name ``destination`` atomically.
 
     Without ``replace`` an existing file is never touched: the name is created with a hard
     link, which fails if it exists, and False is returned (a duplicate, checked by the
-    caller). Across file systems the bytes are first copied to a hidden ``.part`` file
-    beside the destination, so a storage folder never holds a partial file under a real
-    name."""
+    caller). Across file systems the bytes are first copied into the storage's ``staging``
+    folder, so a storage's study folders never hold a partial file; ``runscp`` empties the
+    staging folders when it starts (see :func:`clean_leftovers`)."""
     fd = os.open(source, os.O_RDONLY)
     try:
         os.fdatasync(fd)
@@ -494,7 +496,8 @@ def _place_durably(source: Path, destination: Path, *, replace: bool) -> bool:
         except OSError as exc:
             if exc.errno != errno.EXDEV:  # the temp folder is on another file system
                 raise
-            partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.part")
+            staging.mkdir(exist_ok=True)
+            partial = staging / f"{uuid.uuid4().hex}.part"
             with source.open("rb") as src, partial.open("wb") as dst:
                 shutil.copyfileobj(src, dst, _COPY_CHUNK)
                 dst.flush()
@@ -506,6 +509,29 @@ def _place_durably(source: Path, destination: Path, *, replace: bool) -> bool:
     if placed:
         _fsync_directory(destination.parent)
     return placed
+
+
+STAGING_FOLDER = ".incoming"
+_LEFTOVER_AGE_SECONDS = 3600
+
+
+def clean_leftovers(temp_dir: Path, storage_paths: list[str]) -> int:
+    """Remove what a killed SCP may have left: received files in the temp folder and copies
+    in the storages' staging folders, older than an hour (so that another SCP on this host
+    sharing the folders is not disturbed). None of them was ever acknowledged."""
+    removed = 0
+    cutoff = time.time() - _LEFTOVER_AGE_SECONDS
+    candidates = [*temp_dir.glob("tmp*.dcm")]
+    for storage_path in storage_paths:
+        candidates.extend((Path(storage_path) / STAGING_FOLDER).glob("*.part"))
+    for path in candidates:
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def _rename(source: Path, destination: Path, *, replace: bool) -> bool:

@@ -315,3 +315,49 @@ def test_a_sop_uid_already_stored_in_another_study_is_a_duplicate_and_leaves_no_
     assert result.outcome is Outcome.DUPLICATE
     assert len(files_under(tmp_path / "storage")) == 1
     assert Study.objects.count() == 1
+
+
+def test_across_file_systems_the_copy_goes_through_the_staging_folder(
+    pacs_runtime, tmp_path, monkeypatch
+):
+    import errno
+    import os
+
+    from studies.services import ingest
+
+    real_link = os.link
+
+    def link_across_devices(source, destination):
+        # The temp folder on another file system: a failure the test cannot cause for real.
+        if str(source).startswith(str(tmp_path / "temp")):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_link(source, destination)
+
+    monkeypatch.setattr(ingest.os, "link", link_across_devices)
+    path = write_part10(make_dataset(), tmp_path / "a.dcm")
+    assert store_file(path).outcome is Outcome.STORED
+    instance = Instance.objects.select_related("storage").get()
+    assert file_sha1(stored_path(instance)) == file_sha1(path)
+    assert list((tmp_path / "storage" / ingest.STAGING_FOLDER).iterdir()) == []
+
+
+def test_leftovers_of_a_killed_scp_are_cleaned_when_they_are_old(tmp_path):
+    import os
+    import time
+
+    from studies.services.ingest import STAGING_FOLDER, clean_leftovers
+
+    temp = tmp_path / "temp"
+    staging = tmp_path / "storage" / STAGING_FOLDER
+    temp.mkdir()
+    staging.mkdir(parents=True)
+    old_received, new_received = temp / "tmpold.dcm", temp / "tmpnew.dcm"
+    old_copy = staging / "old.part"
+    for path in (old_received, new_received, old_copy):
+        path.write_bytes(b"partial")
+    hours_ago = time.time() - 7200
+    for path in (old_received, old_copy):
+        os.utime(path, (hours_ago, hours_ago))
+    assert clean_leftovers(temp, [str(tmp_path / "storage")]) == 2
+    assert not old_received.exists() and not old_copy.exists()
+    assert new_received.exists()

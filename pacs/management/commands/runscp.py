@@ -17,12 +17,15 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from pacs.config import apply_environment
+from storages.models import Storage
 from storages.services import ensure_default_storage
+from studies.services.ingest import clean_leftovers
 
 logger = logging.getLogger("pacs.dimse.runscp")
 
@@ -62,8 +65,12 @@ class Command(BaseCommand):
         if options["processes"] < 1:
             raise CommandError("--processes must be at least 1")
         if not options["worker"]:
-            apply_environment()
+            runtime = apply_environment()
             ensure_default_storage(settings.DEFAULT_STORAGE_DIR)
+            storage_paths = list(Storage.objects.values_list("path", flat=True))
+            removed = clean_leftovers(Path(runtime.temp_dir), storage_paths)
+            if removed:
+                logger.info("Removed %d file(s) left by an earlier SCP", removed)
         if options["worker"] or options["processes"] == 1:
             self._serve(options["host"], options["port"], options["listen_fd"])
         else:
