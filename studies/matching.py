@@ -1,0 +1,443 @@
+"""The one query engine [QR-1], [QR-5]: a DICOM identifier becomes Django ``Q`` objects.
+
+One function per matching type of PS3.4 C.2.2.2, each citing its section; :func:`key_q`
+picks the right one for a key from its VR and value. Keys are described once, per level, in
+:data:`KEYS` (column, VR, unique or not), for the Patient Root and Study Root information
+models (PS3.4 C.6.1 and C.6.2) and the hierarchical rules of C.4.1.3.1.1.
+
+C-FIND (``studies.query``), C-MOVE / C-GET (:func:`select_instances`) and the console search
+(``studies.selectors``) call these functions; QIDO-RS is to do the same. Everything matched is
+an indexed column: no query opens a file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+from studies.models import Instance, Patient, Series, Study
+
+
+class InvalidIdentifier(Exception):
+    """The identifier cannot be matched: no or unknown Query/Retrieve Level, a missing
+    unique key, a value that its VR does not allow. C-FIND and C-MOVE answer 0xA900
+    (Identifier does not match SOP Class)."""
+
+
+class Level(enum.StrEnum):
+    """Query/Retrieve Level (0008,0052), PS3.4 C.4.1.2.1."""
+
+    PATIENT = "PATIENT"
+    STUDY = "STUDY"
+    SERIES = "SERIES"
+    IMAGE = "IMAGE"
+
+
+class QueryModel(enum.StrEnum):
+    """The information models served: Patient Root (C.6.1) and Study Root (C.6.2)."""
+
+    PATIENT = "patient"
+    STUDY = "study"
+
+
+# The levels of each model, top first (PS3.4 C.6.1.1 and C.6.2.1).
+MODEL_LEVELS: dict[QueryModel, tuple[Level, ...]] = {
+    QueryModel.PATIENT: (Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE),
+    QueryModel.STUDY: (Level.STUDY, Level.SERIES, Level.IMAGE),
+}
+_ORDER = (Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE)
+
+# The index model of each level.
+LEVEL_MODELS = {
+    Level.PATIENT: Patient,
+    Level.STUDY: Study,
+    Level.SERIES: Series,
+    Level.IMAGE: Instance,
+}
+
+# ORM path from the model of a query level to the model of a level at or above it.
+_PATHS: dict[tuple[Level, Level], str] = {
+    (Level.PATIENT, Level.PATIENT): "",
+    (Level.STUDY, Level.STUDY): "",
+    (Level.STUDY, Level.PATIENT): "patient__",
+    (Level.SERIES, Level.SERIES): "",
+    (Level.SERIES, Level.STUDY): "study__",
+    (Level.SERIES, Level.PATIENT): "study__patient__",
+    (Level.IMAGE, Level.IMAGE): "",
+    (Level.IMAGE, Level.SERIES): "series__",
+    (Level.IMAGE, Level.STUDY): "series__study__",
+    (Level.IMAGE, Level.PATIENT): "series__study__patient__",
+}
+
+
+def path_to(query_level: Level, key_level: Level) -> str:
+    """The ORM prefix that reaches ``key_level``'s model from ``query_level``'s."""
+    return _PATHS[(query_level, key_level)]
+
+
+@dataclass(frozen=True)
+class Key:
+    """A matching / return key of one level.
+
+    ``column`` is the field of the level's model that is returned; ``match_column`` the one
+    matched (the case-folded copy for patient names); ``computed`` keys have no column of
+    their own (counts, ModalitiesInStudy matching, SOPClassesInStudy) and are handled by name.
+    """
+
+    keyword: str
+    level: Level
+    vr: str
+    column: str | None = None
+    match_column: str | None = None
+    unique: bool = False
+    computed: bool = False
+
+    @property
+    def matched_on(self) -> str | None:
+        return self.match_column or self.column
+
+
+_KEY_LIST = (
+    # PATIENT level, PS3.4 C.6.1.1.2 (Patient Root) / patient keys at C.6.2.1.2 (Study Root)
+    Key("PatientName", Level.PATIENT, "PN", "patient_name", "patient_name_search"),
+    Key("PatientID", Level.PATIENT, "LO", "patient_id", unique=True),
+    Key("IssuerOfPatientID", Level.PATIENT, "LO", "issuer_of_patient_id"),
+    Key("PatientBirthDate", Level.PATIENT, "DA", "patient_birth_date"),
+    Key("PatientSex", Level.PATIENT, "CS", "patient_sex"),
+    Key("NumberOfPatientRelatedStudies", Level.PATIENT, "IS", "number_of_studies", computed=True),
+    Key("NumberOfPatientRelatedSeries", Level.PATIENT, "IS", computed=True),
+    Key("NumberOfPatientRelatedInstances", Level.PATIENT, "IS", computed=True),
+    # STUDY level, PS3.4 C.6.1.1.3 / C.6.2.1.2
+    Key("StudyInstanceUID", Level.STUDY, "UI", "study_instance_uid", unique=True),
+    Key("StudyDate", Level.STUDY, "DA", "study_date"),
+    Key("StudyTime", Level.STUDY, "TM", "study_time"),
+    Key("AccessionNumber", Level.STUDY, "SH", "accession_number"),
+    Key("StudyID", Level.STUDY, "SH", "study_id"),
+    Key("StudyDescription", Level.STUDY, "LO", "study_description"),
+    Key("ReferringPhysicianName", Level.STUDY, "PN", "referring_physician_name"),
+    Key("ModalitiesInStudy", Level.STUDY, "CS", "modalities_in_study", computed=True),
+    Key("SOPClassesInStudy", Level.STUDY, "UI", computed=True),
+    Key("NumberOfStudyRelatedSeries", Level.STUDY, "IS", "number_of_series", computed=True),
+    Key("NumberOfStudyRelatedInstances", Level.STUDY, "IS", "number_of_instances", computed=True),
+    # SERIES level, PS3.4 C.6.1.1.4 / C.6.2.1.3
+    Key("SeriesInstanceUID", Level.SERIES, "UI", "series_instance_uid", unique=True),
+    Key("Modality", Level.SERIES, "CS", "modality"),
+    Key("SeriesNumber", Level.SERIES, "IS", "series_number"),
+    Key("SeriesDescription", Level.SERIES, "LO", "series_description"),
+    Key("BodyPartExamined", Level.SERIES, "CS", "body_part_examined"),
+    Key("SeriesDate", Level.SERIES, "DA", "series_date"),
+    Key("SeriesTime", Level.SERIES, "TM", "series_time"),
+    Key(
+        "NumberOfSeriesRelatedInstances",
+        Level.SERIES,
+        "IS",
+        "number_of_instances",
+        computed=True,
+    ),
+    # IMAGE level, PS3.4 C.6.1.1.5 / C.6.2.1.4
+    Key("SOPInstanceUID", Level.IMAGE, "UI", "sop_instance_uid", unique=True),
+    Key("SOPClassUID", Level.IMAGE, "UI", "sop_class_uid"),
+    Key("InstanceNumber", Level.IMAGE, "IS", "instance_number"),
+    Key("NumberOfFrames", Level.IMAGE, "IS", "number_of_frames"),
+    Key("Rows", Level.IMAGE, "US", "rows"),
+    Key("Columns", Level.IMAGE, "US", "columns"),
+)
+KEYS: dict[str, Key] = {key.keyword: key for key in _KEY_LIST}
+UNIQUE_KEYS: dict[Level, Key] = {key.level: key for key in _KEY_LIST if key.unique}
+
+# Value Representations in which `*` and `?` are wildcards (PS3.4 C.2.2.2.4).
+WILDCARD_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
+RANGE_VRS = frozenset({"DA", "TM", "DT"})
+INTEGER_VRS = frozenset({"IS", "US", "UL", "SS", "SL"})
+
+# Regex metacharacters common to Python's ``re`` (SQLite REGEXP in Django) and PostgreSQL's
+# ARE; each is escaped with a backslash, which both read as a literal.
+_REGEX_SPECIAL = set("\\.^$|?*+()[]{}")
+
+
+# --- The matching types of PS3.4 C.2.2.2 ---------------------------------------------------
+
+
+def universal_q() -> Q:
+    """Universal matching, PS3.4 C.2.2.2.3: a zero-length value matches every entity (the key
+    is a return key only)."""
+    return Q()
+
+
+def single_value_q(column: str, value: object, *, case_insensitive: bool = False) -> Q:
+    """Single value matching, PS3.4 C.2.2.2.1: the value equals the stored one exactly.
+    ``case_insensitive`` serves PN (C.2.2.2.1 lets an SCP match person names regardless of
+    case; we do, and say so in the conformance statement) on columns without a folded copy."""
+    lookup = "iexact" if case_insensitive else "exact"
+    return Q(**{f"{column}__{lookup}": value})
+
+
+def uid_list_q(column: str, uids: Iterable[str]) -> Q:
+    """List of UID matching, PS3.4 C.2.2.2.2: the stored UID is any one of the listed UIDs
+    (a backslash-separated value). One UID is the single value case."""
+    values = sorted({uid.strip().rstrip("\x00") for uid in uids if uid and uid.strip()})
+    if not values:
+        return universal_q()
+    if len(values) == 1:
+        return Q(**{column: values[0]})
+    return Q(**{f"{column}__in": values})
+
+
+def _regex_escape(text: str) -> str:
+    return "".join(f"\\{char}" if char in _REGEX_SPECIAL else char for char in text)
+
+
+def wildcard_q(column: str, pattern: str, *, case_insensitive: bool = False) -> Q:
+    """Wild card matching, PS3.4 C.2.2.2.4: ``*`` matches any run of characters (also none),
+    ``?`` exactly one; the whole stored value must match the pattern.
+
+    A pattern of only ``*`` is universal matching. Patterns whose only wildcards are a
+    leading and/or trailing ``*`` become ``startswith`` / ``endswith`` / ``contains``
+    lookups, which PostgreSQL serves from an index (``varchar_pattern_ops`` for prefixes,
+    trigram for contains); any other becomes an anchored regular expression. For PN, pass a
+    case-folded pattern and a case-folded column (case-insensitive for every script, on
+    SQLite and PostgreSQL alike), or ``case_insensitive`` for columns without a folded copy.
+    """
+    if not pattern.strip("*"):
+        return universal_q()
+    prefix = "i" if case_insensitive else ""
+    leading = pattern.startswith("*")
+    trailing = pattern.endswith("*")
+    core = pattern.strip("*")
+    if "*" not in core and "?" not in core:
+        if leading and trailing:
+            lookup = "contains"
+        elif leading:
+            lookup = "endswith"
+        elif trailing:
+            lookup = "startswith"
+        else:
+            lookup = "exact"
+        return Q(**{f"{column}__{prefix}{lookup}": core})
+    regex = "".join(
+        ".*" if char == "*" else "." if char == "?" else _regex_escape(char) for char in pattern
+    )
+    return Q(**{f"{column}__{prefix}regex": f"^{regex}$"})
+
+
+def parse_da(value: str) -> datetime.date:
+    """A DA value (YYYYMMDD; the ACR-NEMA YYYY.MM.DD form too) as a date."""
+    text = value.strip().replace(".", "")
+    try:
+        if len(text) != 8 or not text.isdigit():
+            raise ValueError(text)
+        return datetime.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        raise InvalidIdentifier(f"not a DA value: {value!r}") from None
+
+
+def _tm(value: str) -> str:
+    """A TM value in the stored form (HHMMSS.FFFFFF; the ACR-NEMA colons dropped)."""
+    text = value.strip().replace(":", "")
+    if not text or not text.replace(".", "", 1).isdigit():
+        raise InvalidIdentifier(f"not a TM value: {value!r}")
+    return text
+
+
+def range_q(column: str, value: str, vr: str) -> Q:
+    """Range matching, PS3.4 C.2.2.2.5: ``low-high`` inclusive, ``-high`` (everything up to),
+    ``low-`` (everything from). DA columns are dates; TM columns are text compared as
+    strings, which orders HHMMSS.FFFFFF values correctly: every time that starts with the
+    upper bound (``12`` takes 12:00 to 12:59:59.999999) is included."""
+    low, _, high = value.partition("-")
+    low, high = low.strip(), high.strip()
+    if not low and not high:
+        raise InvalidIdentifier(f"range {value!r} has no bound")
+    condition = Q()
+    if vr == "DA":
+        if low:
+            condition &= Q(**{f"{column}__gte": parse_da(low)})
+        if high:
+            condition &= Q(**{f"{column}__lte": parse_da(high)})
+        return condition
+    if vr == "TM":
+        if low:
+            condition &= Q(**{f"{column}__gte": _tm(low)})
+        if high:
+            condition &= Q(**{f"{column}__lte": _tm(high) + "~"})  # "~" sorts after digits
+        return condition & ~Q(**{column: ""})
+    raise InvalidIdentifier(f"range matching on VR {vr} is not supported")
+
+
+def multiple_values_q(values: Iterable[str], single: Callable[[str], Q]) -> Q:
+    """A key with several values (ModalitiesInStudy ``CT\\MR``, PS3.4 C.6.2.1.2 note) matches
+    an entity that matches any of them."""
+    condition = Q()
+    for value in values:
+        condition |= single(value)
+    return condition
+
+
+def modality_in_study_q(modality: str, column: str = "modalities_in_study") -> Q:
+    """ModalitiesInStudy (backslash-separated on the study row) holds ``modality``."""
+    return (
+        Q(**{column: modality})
+        | Q(**{f"{column}__startswith": f"{modality}\\"})
+        | Q(**{f"{column}__endswith": f"\\{modality}"})
+        | Q(**{f"{column}__contains": f"\\{modality}\\"})
+    )
+
+
+def sop_classes_in_study_q(uids: Iterable[str], study_path: str) -> Q:
+    """SOPClassesInStudy matching (list of UID, C.2.2.2.2): the study holds an instance of
+    any listed SOP class. ``study_path`` reaches the study from the queried model."""
+    values = [uid for uid in uids if uid]
+    if not values:
+        return universal_q()
+    return Q(
+        Exists(
+            Instance.objects.filter(
+                series__study_id=OuterRef(f"{study_path}pk" if study_path else "pk"),
+                sop_class_uid__in=values,
+            )
+        )
+    )
+
+
+# --- From an identifier to a query ---------------------------------------------------------
+
+
+def element_values(identifier: Dataset, keyword: str) -> list[str] | None:
+    """The values of a key as text: None when the key is absent, [] when it is zero length
+    (universal matching), one string per value otherwise."""
+    if keyword not in identifier:
+        return None
+    value = identifier[keyword].value
+    if value is None or value == "":
+        return []
+    if isinstance(value, MultiValue | list | tuple):
+        return [str(item) for item in value if str(item) != ""]
+    return [str(value)]
+
+
+def key_q(key: Key, values: list[str], prefix: str = "") -> Q:
+    """The condition of one matching key: the matching type follows from its VR and value
+    (PS3.4 C.2.2.2)."""
+    if not values:
+        return universal_q()
+    if key.keyword == "ModalitiesInStudy":
+        return multiple_values_q(
+            values, lambda value: modality_in_study_q(value, f"{prefix}modalities_in_study")
+        )
+    if key.keyword == "SOPClassesInStudy":
+        return sop_classes_in_study_q(values, prefix)
+    if key.computed and key.vr == "IS":
+        return universal_q()  # counts are return keys only
+    column = f"{prefix}{key.matched_on}"
+    if key.vr == "UI":
+        return uid_list_q(column, values)
+    return multiple_values_q(values, lambda value: _one_value_q(key, column, value))
+
+
+def _one_value_q(key: Key, column: str, value: str) -> Q:
+    folded = key.match_column is not None  # the column holds a case-folded copy
+    if key.vr in RANGE_VRS and "-" in value:
+        return range_q(column, value, key.vr)
+    if key.vr == "DA":
+        return single_value_q(column, parse_da(value))
+    if key.vr == "TM":
+        return single_value_q(column, _tm(value))
+    if key.vr in INTEGER_VRS:
+        try:
+            return single_value_q(column, int(value.strip()))
+        except ValueError:
+            raise InvalidIdentifier(f"{key.keyword}: not a number: {value!r}") from None
+    text = value.strip()
+    if key.vr == "PN" and folded:
+        text = text.casefold()
+    if not text:
+        return universal_q()
+    case_insensitive = key.vr == "PN" and not folded
+    if key.vr in WILDCARD_VRS and ("*" in text or "?" in text):
+        return wildcard_q(column, text, case_insensitive=case_insensitive)
+    return single_value_q(column, text, case_insensitive=case_insensitive)
+
+
+def query_level(identifier: Dataset, query_model: str) -> tuple[QueryModel, Level]:
+    """The information model and the Query/Retrieve Level of an identifier (PS3.4
+    C.4.1.2.1); a level the model does not have is an invalid identifier."""
+    try:
+        model = QueryModel(query_model)
+    except ValueError:
+        raise InvalidIdentifier(f"unknown information model {query_model!r}") from None
+    raw = identifier.get("QueryRetrieveLevel", None)
+    if raw is None or str(raw).strip() == "":
+        raise InvalidIdentifier("no QueryRetrieveLevel")
+    try:
+        level = Level(str(raw).strip().upper())
+    except ValueError:
+        raise InvalidIdentifier(f"unknown QueryRetrieveLevel {str(raw)!r}") from None
+    if level not in MODEL_LEVELS[model]:
+        raise InvalidIdentifier(f"QueryRetrieveLevel {level} is not in the {model} root model")
+    return model, level
+
+
+def _levels_down_to(model: QueryModel, level: Level) -> tuple[Level, ...]:
+    levels = MODEL_LEVELS[model]
+    return levels[: levels.index(level) + 1]
+
+
+def matching_q(identifier: Dataset, model: QueryModel, level: Level) -> Q:
+    """The conditions of a C-FIND identifier on the model of ``level`` (PS3.4 C.4.1.3.1.1,
+    hierarchical search):
+
+    - every key of the query level is matched with its matching type; in the Study Root
+      model the patient keys are keys of the STUDY level too (C.6.2.1.2);
+    - above the query level only the unique keys are matched (PatientID, StudyInstanceUID,
+      SeriesInstanceUID); other keys of upper levels are return keys. An absent or empty
+      unique key above the level matches everything (the standard asks the SCU to send it;
+      we accept identifiers without it, as most archives do).
+    """
+    condition = Q()
+    for keyword in identifier.dir():
+        key = KEYS.get(keyword)
+        if key is None or key.level not in _levels_down_to(model, level):
+            continue
+        matched_here = key.level == level or (
+            model is QueryModel.STUDY and level is Level.STUDY and key.level is Level.PATIENT
+        )
+        if not matched_here and not key.unique:
+            continue
+        condition &= key_q(
+            key, element_values(identifier, keyword) or [], path_to(level, key.level)
+        )
+    return condition
+
+
+def select_instances(identifier: Dataset, query_model: str) -> QuerySet[Instance]:
+    """The instances a C-MOVE or C-GET identifier names (PS3.4 C.4.2.2.1 / C.4.3.2.1).
+
+    The identifier holds QueryRetrieveLevel and the unique keys: PatientID at PATIENT level;
+    StudyInstanceUID (a list of UIDs allowed) at STUDY; plus SeriesInstanceUID at SERIES;
+    plus SOPInstanceUID at IMAGE. Unique keys of the levels above are required too (except
+    PatientID below the PATIENT level, matched when present). The unique key of the retrieve
+    level may be a list of UIDs (C.2.2.2.2). Raises :class:`InvalidIdentifier` for a missing
+    or unknown level or a missing unique key."""
+    model, level = query_level(identifier, query_model)
+    condition = Q()
+    for upper in _levels_down_to(model, level):
+        key = UNIQUE_KEYS[upper]
+        values = element_values(identifier, key.keyword)
+        required = upper is not Level.PATIENT or level is Level.PATIENT
+        if not values:
+            if required:
+                raise InvalidIdentifier(f"{key.keyword} is required at {level} level")
+            continue
+        column = f"{path_to(Level.IMAGE, upper)}{key.column}"
+        condition &= uid_list_q(column, values)
+    return (
+        Instance.objects.filter(condition)
+        .select_related("storage", "series__study")
+        .order_by("series__study_id", "series_id", "instance_number", "id")
+    )
