@@ -409,8 +409,7 @@ def _refuse_unencodable(ds: Any, target: str) -> None:
     bits_stored = int(ds.get("BitsStored", bits_allocated) or bits_allocated)
     photometric = str(ds.get("PhotometricInterpretation", ""))
     signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-    wide_ok = target in (RLE_LOSSLESS, JPEG_2000_LOSSLESS, JPEG_2000) and bits_allocated == 32
-    if bits_allocated not in (8, 16) and not wide_ok:
+    if bits_allocated not in (8, 16):
         raise TranscodeError(f"bit depth not encodable: {name} cannot take {bits_allocated}-bit")
     if target in LOSSY_TRANSFER_SYNTAXES and photometric == "PALETTE COLOR":
         raise TranscodeError(f"photometric not encodable: no lossy {name} of palette indices")
@@ -428,12 +427,16 @@ def _refuse_unencodable(ds: Any, target: str) -> None:
         "PALETTE COLOR",
     ):
         raise TranscodeError(f"photometric not encodable: {name} from {photometric}")
-    if target == JPEG_2000 and bits_stored > 16:
-        raise TranscodeError(f"bit depth not encodable: lossy {name} above 16 bits")
+
+
+def _j2k_ratio(quality: int) -> float:
+    """JPEG 2000 compression ratio for a quality: 90 -> 5:1, 50 -> 21:1, 1 -> 40.6:1."""
+    return 1 + (100 - quality) * 0.4
 
 
 def _encode_with_gdcm(ds: Any, target: str, quality: int, workdir: str) -> None:
-    """JPEG Baseline / JPEG Lossless SV1 with GDCM (pydicom 3.0 has no JPEG encoder).
+    """JPEG Baseline / JPEG Lossless SV1 with GDCM (pydicom 3.0 has no JPEG encoder), and
+    JPEG 2000 of images too small for pydicom's OpenJPEG settings.
 
     Only the Image Pixel module goes through GDCM, so GDCM cannot touch the rest of the
     dataset; its encapsulated Pixel Data (and Photometric Interpretation) is copied back.
@@ -459,6 +462,20 @@ def _encode_with_gdcm(ds: Any, target: str, quality: int, workdir: str) -> None:
     ):
         if keyword in ds:
             setattr(pixel_module, keyword, ds[keyword].value)
+    palette = pixel_module.PhotometricInterpretation == "PALETTE COLOR"
+    if target == JPEG_BASELINE and pixel_module.PhotometricInterpretation == "RGB":
+        # GDCM writes RGB input with a colour transform the decoders do not undo; convert
+        # to YBR_FULL here (PS3.5 8.2.1) and GDCM encodes the components as they are.
+        from pydicom.pixels import convert_color_space
+
+        ybr = convert_color_space(ds.pixel_array, "RGB", "YBR_FULL")
+        pixel_module.PixelData = ybr.tobytes()
+        pixel_module.PhotometricInterpretation = "YBR_FULL"
+        pixel_module.PlanarConfiguration = 0
+    if palette:
+        # Lossless coding of indices does not need the LUT; GDCM aborts on a palette
+        # image without one, so it is shown the indices as greyscale.
+        pixel_module.PhotometricInterpretation = "MONOCHROME2"
     pixel_module.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture
     pixel_module.SOPInstanceUID = generate_uid()
     pixel_module.file_meta = FileMetaDataset()
@@ -480,6 +497,16 @@ def _encode_with_gdcm(ds: Any, target: str, quality: int, workdir: str) -> None:
         codec.SetLossyFlag(True)
         codec.SetQuality(float(quality))
         change.SetUserCodec(codec)
+    elif target in (JPEG_2000_LOSSLESS, JPEG_2000):
+        # Small images: fewer wavelet resolutions than OpenJPEG's default 6 (which needs
+        # 32 pixels or more along each side, and is all pydicom lets us ask for).
+        smallest = min(int(ds.Rows), int(ds.Columns))
+        codec = gdcm.JPEG2000Codec()
+        codec.SetNumberOfResolutions(max(1, min(6, smallest.bit_length() - 2)))
+        # Reversible for JPEG 2000 (.91) too: .91 may hold lossless data, and the rate
+        # control of a handful of pixels is no good (the caller then marks nothing lossy).
+        codec.SetReversible(True)
+        change.SetUserCodec(codec)
     change.SetInput(reader.GetImage())
     if not change.Change():
         raise TranscodeError(f"GDCM could not encode {_uid_name(target)}")
@@ -494,10 +521,21 @@ def _encode_with_gdcm(ds: Any, target: str, quality: int, workdir: str) -> None:
         raise TranscodeError(f"GDCM did not produce {_uid_name(target)}")
     ds.PixelData = encoded.PixelData
     ds["PixelData"].VR = "OB"
-    ds.PhotometricInterpretation = encoded.PhotometricInterpretation
+    if not palette:
+        ds.PhotometricInterpretation = encoded.PhotometricInterpretation
     if "PlanarConfiguration" in encoded:
         ds.PlanarConfiguration = encoded.PlanarConfiguration
     ds.file_meta.TransferSyntaxUID = target
+
+
+def _values(ds: Any, keyword: str) -> list[Any]:
+    """The values of a possibly multi-valued element as a list ([] when absent or empty)."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return []
+    from pydicom.multival import MultiValue
+
+    return list(value) if isinstance(value, MultiValue | list) else [value]
 
 
 def _mark_lossy(ds: Any, target: str, native_size: int) -> None:
@@ -506,12 +544,8 @@ def _mark_lossy(ds: Any, target: str, native_size: int) -> None:
     from pydicom.encaps import generate_fragments
 
     encoded_size = sum(len(f) for f in generate_fragments(ds.PixelData)) or 1
-    methods = list(ds.get("LossyImageCompressionMethod", []) or [])
-    ratios = list(ds.get("LossyImageCompressionRatio", []) or [])
-    if isinstance(methods, str):
-        methods = [methods]
-    if not isinstance(ratios, list):
-        ratios = [ratios]
+    methods = _values(ds, "LossyImageCompressionMethod")
+    ratios = _values(ds, "LossyImageCompressionRatio")
     ds.LossyImageCompression = "01"
     ds.LossyImageCompressionMethod = [*methods, _LOSSY_METHOD[target]]
     ds.LossyImageCompressionRatio = [*ratios, f"{native_size / encoded_size:.4g}"]
@@ -540,7 +574,6 @@ def _do_transcode(source: str, target: str, destination: str, quality: int) -> N
             _swap_endianness(ds)
         ds.file_meta.TransferSyntaxUID = target
     else:
-        _refuse_unencodable(ds, target)
         native_size = len(ds.PixelData)
         photometric = str(ds.get("PhotometricInterpretation", ""))
         if photometric in ("YBR_FULL_422", "YBR_FULL") and int(ds.SamplesPerPixel) == 3:
@@ -550,8 +583,10 @@ def _do_transcode(source: str, target: str, destination: str, quality: int) -> N
             ds.PlanarConfiguration = 0
             ds.PixelData = arr.tobytes()
             native_size = len(ds.PixelData)
+        _refuse_unencodable(ds, target)
+        small = min(int(ds.Rows), int(ds.Columns)) < 32
         try:
-            if target in _GDCM_ENCODED:
+            if target in _GDCM_ENCODED or (small and target in (JPEG_2000_LOSSLESS, JPEG_2000)):
                 with tempfile.TemporaryDirectory(prefix="transcode-") as workdir:
                     _encode_with_gdcm(ds, target, quality, workdir)
             else:
@@ -560,14 +595,13 @@ def _do_transcode(source: str, target: str, destination: str, quality: int) -> N
                     # NEAR: the maximum error per sample; quality 90 -> 2, 100 -> 1.
                     kwargs["jls_error"] = max(1, round((100 - quality) / 5))
                 elif target == JPEG_2000:
-                    # Compression ratio: quality 90 -> 5:1, 50 -> 21:1, 1 -> 40.6:1.
-                    kwargs["j2k_cr"] = [1 + (100 - quality) * 0.4]
+                    kwargs["j2k_cr"] = [_j2k_ratio(quality)]
                 ds.compress(target, **kwargs)
         except TranscodeError:
             raise
         except Exception as exc:
             raise TranscodeError(f"cannot encode {_uid_name(target)}: {exc}") from exc
-        if target in _LOSSY_METHOD:
+        if target in _LOSSY_METHOD and not (small and target == JPEG_2000):
             _mark_lossy(ds, target, native_size)
 
     temporary = f"{destination}.part"
