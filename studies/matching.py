@@ -313,7 +313,10 @@ def element_values(identifier: Dataset, keyword: str) -> list[str] | None:
     (universal matching), one string per value otherwise."""
     if keyword not in identifier:
         return None
-    value = identifier[keyword].value
+    try:
+        value = identifier[keyword].value
+    except Exception as exc:  # a value pydicom cannot convert (IS "four", ...)
+        raise InvalidIdentifier(f"{keyword}: invalid value: {exc}") from None
     if value is None or value == "":
         return []
     if isinstance(value, MultiValue | list | tuple):
@@ -400,9 +403,10 @@ def matching_q(identifier: Dataset, model: QueryModel, level: Level) -> Q:
       we accept identifiers without it, as most archives do).
     """
     condition = Q()
+    levels = (Level.PATIENT, *_levels_down_to(model, level))
     for keyword in identifier.dir():
         key = KEYS.get(keyword)
-        if key is None or key.level not in _levels_down_to(model, level):
+        if key is None or key.level not in levels:
             continue
         matched_here = key.level == level or (
             model is QueryModel.STUDY and level is Level.STUDY and key.level is Level.PATIENT

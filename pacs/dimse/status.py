@@ -18,3 +18,29 @@ STORE_OUT_OF_RESOURCES = 0xA700
 STORE_DATASET_MISMATCH = 0xA900
 # PS3.4 B.2.3: Error, Cannot understand (not DICOM, truncated, required UIDs missing).
 STORE_CANNOT_UNDERSTAND = 0xC000
+
+# PS3.4 C.4.1.1.4, C-FIND (Query/Retrieve and Worklist):
+# Failed, Identifier does not match SOP Class (no or unknown level, missing unique key, a
+# value its VR does not allow).
+FIND_IDENTIFIER_MISMATCH = 0xA900
+# Failed, Unable to process (an unexpected error, logged with its traceback).
+FIND_UNABLE_TO_PROCESS = 0xC000
+# Refused, Out of Resources.
+FIND_OUT_OF_RESOURCES = 0xA700
+# Matching terminated due to Cancel request.
+FIND_CANCELLED = Status.CANCEL  # 0xFE00
+
+# PS3.4 C.4.2.1.5 / C.4.3.1.5, C-MOVE and C-GET:
+# Refused, Out of Resources, unable to calculate number of matches (over 65535).
+RETRIEVE_OUT_OF_RESOURCES_MATCHES = 0xA701
+# Refused, Out of Resources, unable to perform sub-operations (all failed, or no
+# association with the move destination).
+RETRIEVE_UNABLE_TO_PERFORM_SUBOPERATIONS = 0xA702
+# Refused, Move Destination unknown (not a device, or a device without a port).
+MOVE_DESTINATION_UNKNOWN = 0xA801
+# Failed, Identifier does not match SOP Class (no or unknown level, missing unique key).
+IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900
+# Failed, Unable to process.
+RETRIEVE_UNABLE_TO_PROCESS = 0xC000
+# Warning, sub-operations complete, one or more failures or warnings.
+RETRIEVE_SUBOPERATIONS_WARNING = 0xB000
