@@ -392,26 +392,22 @@ def _levels_down_to(model: QueryModel, level: Level) -> tuple[Level, ...]:
 
 
 def matching_q(identifier: Dataset, model: QueryModel, level: Level) -> Q:
-    """The conditions of a C-FIND identifier on the model of ``level`` (PS3.4 C.4.1.3.1.1,
-    hierarchical search):
+    """The conditions of a C-FIND identifier on the model of ``level``.
 
-    - every key of the query level is matched with its matching type; in the Study Root
-      model the patient keys are keys of the STUDY level too (C.6.2.1.2);
-    - above the query level only the unique keys are matched (PatientID, StudyInstanceUID,
-      SeriesInstanceUID); other keys of upper levels are return keys. An absent or empty
-      unique key above the level matches everything (the standard asks the SCU to send it;
-      we accept identifiers without it, as most archives do).
+    Every key of the query level is matched with its matching type (PS3.4 C.2.2.2). Above
+    the query level the hierarchical search (C.4.1.3.1.1) expects the unique keys
+    (PatientID, StudyInstanceUID, SeriesInstanceUID), which are matched; an absent or empty
+    one matches everything, as most archives accept. Other keys of upper levels that carry a
+    value are matched too (an extension, as Orthanc and dcm4chee do): in the Study Root
+    model the patient keys are STUDY-level keys anyway (C.6.2.1.2), and this way the same
+    STUDY-level query gives the same studies through Patient Root and Study Root. Keys of
+    levels below the query level are ignored (returned zero length).
     """
     condition = Q()
     levels = (Level.PATIENT, *_levels_down_to(model, level))
     for keyword in identifier.dir():
         key = KEYS.get(keyword)
         if key is None or key.level not in levels:
-            continue
-        matched_here = key.level == level or (
-            model is QueryModel.STUDY and level is Level.STUDY and key.level is Level.PATIENT
-        )
-        if not matched_here and not key.unique:
             continue
         condition &= key_q(
             key, element_values(identifier, keyword) or [], path_to(level, key.level)

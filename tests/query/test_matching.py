@@ -227,14 +227,22 @@ def test_image_level_within_a_series_c_6_2_1_4(corpus_index):
     )
 
 
-def test_keys_of_upper_levels_other_than_unique_keys_do_not_match_c_4_1_3_1_1(corpus_index):
-    """Hierarchical search: at SERIES level only the unique keys of upper levels match."""
-    query = identifier(
-        "SERIES", StudyInstanceUID=BOOST_STUDY, SeriesInstanceUID="", PatientName="NOBODY"
-    )
+def test_unique_keys_above_the_level_restrict_the_matches_c_4_1_3_1_1(corpus_index):
+    """Hierarchical search: the unique keys of the upper levels select the parent."""
+    query = identifier("SERIES", StudyInstanceUID=BOOST_STUDY, SeriesInstanceUID="")
     assert len(results(query)) == 3
     query = identifier("SERIES", StudyInstanceUID=NM_STUDY, SeriesInstanceUID="")
     assert [rsp.SeriesInstanceUID for rsp in results(query)] == [NM_SERIES]
+    query = identifier("STUDY", PatientID="1CT1", StudyInstanceUID="")
+    assert {rsp.StudyInstanceUID for rsp in results(query, "patient")} == CT1_STUDIES
+
+
+def test_valued_keys_of_upper_levels_match_too_as_an_extension(corpus_index):
+    """Not required by C.4.1.3.1.1; lets both models agree on the same query."""
+    query = identifier("SERIES", StudyInstanceUID=BOOST_STUDY, SeriesInstanceUID="", PatientName="")
+    assert len(results(query)) == 3
+    query["PatientName"].value = "NOBODY"
+    assert results(query) == []
 
 
 def test_patient_root_and_study_root_agree_at_study_level(corpus_index):
