@@ -429,6 +429,18 @@ def _refuse_unencodable(ds: Any, target: str) -> None:
         raise TranscodeError(f"photometric not encodable: {name} from {photometric}")
 
 
+def _jpeg_chroma_subsampled(frame: bytes) -> bool:
+    """True if a JPEG's first component has larger sampling factors than the others."""
+    start = frame.find(b"\xff\xc0")  # SOF0, baseline (ITU T.81 B.2.2)
+    if start < 0 or len(frame) < start + 10:
+        return False
+    components = frame[start + 9]
+    factors = [
+        frame[start + 11 + 3 * i] for i in range(components) if start + 11 + 3 * i < len(frame)
+    ]
+    return len(set(factors)) > 1
+
+
 def _j2k_ratio(quality: int) -> float:
     """JPEG 2000 compression ratio for a quality: 90 -> 5:1, 50 -> 21:1, 1 -> 40.6:1."""
     return 1 + (100 - quality) * 0.4
@@ -444,6 +456,7 @@ def _encode_with_gdcm(ds: Any, target: str, quality: int, workdir: str) -> None:
     import gdcm
     import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import generate_frames
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     pixel_module = Dataset()
@@ -523,6 +536,11 @@ def _encode_with_gdcm(ds: Any, target: str, quality: int, workdir: str) -> None:
     ds["PixelData"].VR = "OB"
     if not palette:
         ds.PhotometricInterpretation = encoded.PhotometricInterpretation
+    if target == JPEG_BASELINE and ds.PhotometricInterpretation == "YBR_FULL":
+        first_frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+        if _jpeg_chroma_subsampled(first_frame):
+            # GDCM's libjpeg subsamples chroma (4:2:0); PS3.5 8.2.1 names that YBR_FULL_422.
+            ds.PhotometricInterpretation = "YBR_FULL_422"
     if "PlanarConfiguration" in encoded:
         ds.PlanarConfiguration = encoded.PlanarConfiguration
     ds.file_meta.TransferSyntaxUID = target
@@ -564,7 +582,9 @@ def _do_transcode(source: str, target: str, destination: str, quality: int) -> N
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     elif source_ts not in NATIVE_TRANSFER_SYNTAXES and has_pixels:
         try:
-            ds.decompress()  # YBR is converted to RGB, as pydicom's pixel_array does
+            # YBR is converted to RGB, as pydicom's pixel_array does; the SOP Instance UID
+            # stays (a send delivers the stored instance, PS3.4 C.4.2.1.4.1 sub-operations).
+            ds.decompress(generate_instance_uid=False)
         except Exception as exc:
             raise TranscodeError(f"cannot decode {_uid_name(source_ts)}: {exc}") from exc
 
@@ -596,7 +616,7 @@ def _do_transcode(source: str, target: str, destination: str, quality: int) -> N
                     kwargs["jls_error"] = max(1, round((100 - quality) / 5))
                 elif target == JPEG_2000:
                     kwargs["j2k_cr"] = [_j2k_ratio(quality)]
-                ds.compress(target, **kwargs)
+                ds.compress(target, generate_instance_uid=False, **kwargs)
         except TranscodeError:
             raise
         except Exception as exc:
