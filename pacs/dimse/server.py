@@ -20,7 +20,10 @@ from pathlib import Path
 from django.conf import settings
 from django.db import close_old_connections, connections
 from pydicom import config as pydicom_config
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, DEFAULT_TRANSFER_SYNTAXES, _config, evt
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
+from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.service_class import ServiceClass, StorageServiceClass
 from pynetdicom.sop_class import Verification, register_uid, uid_to_service_class
@@ -29,9 +32,23 @@ from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 from devices import acl
 from pacs.config import get_runtime_settings
 from pacs.dimse import status
-from studies.dimse import FIND_QUERY_MODELS, handle_find, handle_store
+from studies.dimse import handle_store
+from studies.retrieve import QUERY_MODELS as RETRIEVE_QUERY_MODELS
+from studies.retrieve import RetrieveServiceClass
 
 logger = logging.getLogger(__name__)
+
+UNCOMPRESSED_IDENTIFIER_SYNTAXES = [
+    ImplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+]
+# Where a peer offers several syntaxes in one context, the first we support wins: Explicit
+# VR Little Endian first keeps the VRs (and is what most archives store), so a C-GET of
+# such files needs no transcoding.
+STORAGE_SYNTAXES = [ExplicitVRLittleEndian] + [
+    syntax for syntax in ALL_TRANSFER_SYNTAXES if syntax != ExplicitVRLittleEndian
+]
 
 # Receive C-STORE datasets into a temp file instead of memory (see module docstring).
 _config.STORE_RECV_CHUNKED_DATASET = True
@@ -73,11 +90,38 @@ class _SharedContexts(list):
         return self
 
 
+class PacsAssociation(Association):
+    """An acceptor association whose C-MOVE and C-GET requests go to our retrieve service
+    (studies.retrieve); everything else is served as pynetdicom does."""
+
+    def _serve_request(self, msg, context_id: int) -> None:
+        context = self._accepted_cx.get(context_id)
+        if (
+            isinstance(msg, C_GET | C_MOVE)
+            and msg.is_valid_request
+            and context is not None
+            and str(context.abstract_syntax) in RETRIEVE_QUERY_MODELS
+        ):
+            self.dimse.cancel_req = {}
+            self._is_paused = True
+            try:
+                RetrieveServiceClass(self).SCP(msg, context)
+            except Exception:
+                logger.exception("C-MOVE/C-GET failed; aborting the association")
+                self.abort()
+            finally:
+                self._is_paused = False
+                self.dimse.cancel_req = {}
+            return
+        super()._serve_request(msg, context_id)
+
+
 class PacsRequestHandler(RequestHandler):
     """Closes the association thread's database connection when the association ends."""
 
     def _create_association(self):
         assoc = super()._create_association()
+        assoc.__class__ = PacsAssociation  # same state, our C-MOVE/C-GET dispatch
         run = assoc.run
 
         def run_then_close_connections() -> None:
@@ -173,7 +217,7 @@ def _log_rejection(event: evt.Event) -> None:
 
 def build_store_ae() -> PacsAE:
     """The AE of port 3000: Verification and every storage SOP class in every transfer
-    syntax pydicom knows [ING-1], and Query/Retrieve FIND [QR-1]."""
+    syntax pydicom knows [ING-1]."""
     ae = PacsAE(ae_title=get_runtime_settings().ae_title)
     ae.maximum_pdu_size = settings.PACS_MAX_PDU
     ae.maximum_associations = settings.PACS_SCP_MAX_ASSOCIATIONS
@@ -182,10 +226,11 @@ def build_store_ae() -> PacsAE:
     ae.acse_timeout = 30
     ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
     for sop_class_uid in storage_sop_classes():
-        ae.add_supported_context(sop_class_uid, ALL_TRANSFER_SYNTAXES)
-    # Query/Retrieve FIND: Patient Root and Study Root [QR-1], uncompressed syntaxes.
-    for sop_class_uid in FIND_QUERY_MODELS:
-        ae.add_supported_context(sop_class_uid, DEFAULT_TRANSFER_SYNTAXES)
+        # Both roles: a C-GET requestor asks to be the storage SCP (role selection).
+        ae.add_supported_context(sop_class_uid, STORAGE_SYNTAXES, scu_role=True, scp_role=True)
+    # Query/Retrieve MOVE and GET: Patient Root and Study Root [QR-2].
+    for sop_class_uid in RETRIEVE_QUERY_MODELS:
+        ae.add_supported_context(sop_class_uid, UNCOMPRESSED_IDENTIFIER_SYNTAXES)
     return ae
 
 
@@ -210,7 +255,6 @@ def storage_sop_classes() -> list[str]:
 STORE_HANDLERS = [
     (evt.EVT_C_ECHO, handle_echo),
     (evt.EVT_C_STORE, handle_store),
-    (evt.EVT_C_FIND, handle_find),
     (evt.EVT_REJECTED, _log_rejection),
 ]
 

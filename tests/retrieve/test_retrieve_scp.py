@@ -1,0 +1,247 @@
+"""C-MOVE and C-GET SCP (PS3.4 C.4.2, C.4.3) [QR-2], [QR-3], [DEV-ACL] with DCMTK movescu,
+getscu and storescp as real peers, and pynetdicom for exact statuses."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pynetdicom import AE
+from pynetdicom.sop_class import (
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+)
+
+from devices.models import Device
+from pacs.dimse.server import StoreServer
+from studies.models import Instance
+from studies.services import Origin, store_instance
+from tests.conftest import dcmtk_tool, reconfigure
+from tests.dicom_helpers import dataset_sha1, free_port, make_dataset, write_part10
+
+STUDY_UID = "1.2.826.0.1.3680043.8.498.700"
+SUCCESS, WARNING, NOT_AUTHORIZED = 0x0000, 0xB000, 0x0124
+DESTINATION_UNKNOWN, BAD_IDENTIFIER = 0xA801, 0xA900
+
+
+@pytest.fixture
+def scp(pacs_runtime_tx):
+    previous_tempdir = tempfile.tempdir
+    server = StoreServer("127.0.0.1", 0)
+    server.start()
+    yield server
+    server.stop(drain_seconds=5)
+    tempfile.tempdir = previous_tempdir
+
+
+@pytest.fixture
+def study(scp, tmp_path) -> list[Path]:
+    """A study of 2 series, 5 instances, stored through the ingest service."""
+    sources = []
+    for index in range(5):
+        ds = make_dataset(study_uid=STUDY_UID, series_uid=f"{STUDY_UID}.{index % 2 + 1}", pixels=32)
+        source = write_part10(ds, tmp_path / "sources" / f"{index}.dcm")
+        copy = tmp_path / "temp" / f"in-{index}.dcm"
+        copy.write_bytes(source.read_bytes())
+        assert store_instance(copy, origin=Origin("test")).ok
+        sources.append(source)
+    return sources
+
+
+@pytest.fixture
+def storescp(tmp_path):
+    """A DCMTK storescp accepting every transfer syntax it knows."""
+    port = free_port()
+    folder = tmp_path / "received"
+    folder.mkdir()
+    process = subprocess.Popen(
+        [dcmtk_tool("storescp"), "+xa", "-od", str(folder), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    yield port, folder
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def add_device(ae_title: str, port: int = 104, **permissions) -> Device:
+    device = Device.objects.create(
+        ae_title=ae_title, host="127.0.0.1", port=port, **{"download": True, **permissions}
+    )
+    reconfigure()
+    return device
+
+
+def stored_files() -> dict[str, Path]:
+    return {
+        i.sop_instance_uid: Path(i.storage.path) / i.relative_path
+        for i in Instance.objects.select_related("storage")
+    }
+
+
+def study_identifier(level: str = "STUDY") -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    ds.StudyInstanceUID = STUDY_UID
+    return ds
+
+
+def move_statuses(port: int, identifier: Dataset, destination: str, calling="MOVER") -> list:
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+    assoc = ae.associate("127.0.0.1", port, ae_title="VESALIUS")
+    assert assoc.is_established
+    try:
+        return [
+            (int(status.Status), identifier_out)
+            for status, identifier_out in assoc.send_c_move(
+                identifier, destination, StudyRootQueryRetrieveInformationModelMove
+            )
+            if status is not None and "Status" in status
+        ]
+    finally:
+        assoc.release()
+
+
+def test_c_move_of_a_study_to_storescp_delivers_every_file_byte_identical(scp, study, storescp):
+    port, folder = storescp
+    add_device("MOVER")
+    add_device("STORESCP", port=port)
+    result = subprocess.run(
+        [
+            *(dcmtk_tool("movescu"), "-S", "-aet", "MOVER", "-aec", "VESALIUS"),
+            *("-aem", "STORESCP", "-k", "QueryRetrieveLevel=STUDY"),
+            *("-k", f"StudyInstanceUID={STUDY_UID}", "127.0.0.1", str(scp.port)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    received = {dcmread(p).SOPInstanceUID: p for p in folder.iterdir()}
+    stored = stored_files()
+    assert set(received) == set(stored)
+    for uid, path in received.items():
+        assert dataset_sha1(path) == dataset_sha1(stored[uid])
+
+
+def test_c_get_with_getscu_delivers_every_file_byte_identical(scp, study, tmp_path):
+    add_device("GETTER")
+    folder = tmp_path / "got"
+    folder.mkdir()
+    result = subprocess.run(
+        [
+            *(dcmtk_tool("getscu"), "-S", "-xe", "-aet", "GETTER", "-aec", "VESALIUS"),
+            *("-od", str(folder), "-k", "QueryRetrieveLevel=SERIES"),
+            *("-k", f"StudyInstanceUID={STUDY_UID}", "-k", f"SeriesInstanceUID={STUDY_UID}.1"),
+            *("127.0.0.1", str(scp.port)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    received = {dcmread(p).SOPInstanceUID: p for p in folder.iterdir()}
+    stored = stored_files()
+    series_uids = {
+        i.sop_instance_uid
+        for i in Instance.objects.filter(series__series_instance_uid=f"{STUDY_UID}.1")
+    }
+    assert set(received) == series_uids
+    for uid, path in received.items():
+        assert dataset_sha1(path) == dataset_sha1(stored[uid])
+
+
+def test_c_move_sends_the_destinations_preferred_transfer_syntax_when_it_is_accepted(
+    scp, study, storescp
+):
+    port, folder = storescp
+    add_device("MOVER")
+    add_device("STORESCP", port=port, preferred_transfer_syntax="1.2.840.10008.1.2.5")
+    statuses = move_statuses(scp.port, study_identifier(), "STORESCP")
+    assert statuses[-1][0] == SUCCESS
+    stored = stored_files()
+    for path in folder.iterdir():
+        received = dcmread(path)
+        assert received.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.5"
+        original = dcmread(stored[received.SOPInstanceUID])
+        assert (received.pixel_array == original.pixel_array).all()
+
+
+def test_sub_operation_counts_are_reported_and_a_missing_file_fails_alone(scp, study, storescp):
+    port, _folder = storescp
+    add_device("MOVER")
+    add_device("STORESCP", port=port)
+    victim = Instance.objects.select_related("storage").first()
+    (Path(victim.storage.path) / victim.relative_path).unlink()
+    statuses = move_statuses(scp.port, study_identifier(), "STORESCP")
+    final_status, final_identifier = statuses[-1]
+    assert final_status == WARNING  # PS3.4 C.4.2.1.5: some sub-operations failed
+    assert final_identifier.FailedSOPInstanceUIDList == victim.sop_instance_uid
+    assert len(statuses) == 5  # 4 pending responses, then the final one
+
+
+def test_an_unknown_move_destination_is_refused(scp, study):
+    add_device("MOVER")
+    assert move_statuses(scp.port, study_identifier(), "NOWHERE")[-1][0] == DESTINATION_UNKNOWN
+
+
+def test_a_device_without_download_is_refused(scp, study, storescp, caplog):
+    port, folder = storescp
+    add_device("MOVER", download=False)
+    add_device("STORESCP", port=port)
+    assert move_statuses(scp.port, study_identifier(), "STORESCP")[-1][0] == NOT_AUTHORIZED
+    assert "lacks the DOWNLOAD permission" in caplog.text
+    assert list(folder.iterdir()) == []
+
+
+def test_an_identifier_without_a_level_is_refused(scp, study, storescp):
+    port, _folder = storescp
+    add_device("MOVER")
+    add_device("STORESCP", port=port)
+    identifier = study_identifier()
+    del identifier.QueryRetrieveLevel
+    assert move_statuses(scp.port, identifier, "STORESCP")[-1][0] == BAD_IDENTIFIER
+
+
+def test_c_get_from_pynetdicom_counts_its_sub_operations(scp, study, tmp_path):
+    add_device("GETTER")
+    received = []
+
+    def on_store(event):
+        received.append(event.request.AffectedSOPInstanceUID)
+        return 0x0000
+
+    from pynetdicom import build_role, evt
+
+    ae = AE(ae_title="GETTER")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2")  # CT Image Storage
+    assoc = ae.associate(
+        "127.0.0.1",
+        scp.port,
+        ae_title="VESALIUS",
+        ext_neg=[build_role("1.2.840.10008.5.1.4.1.1.2", scp_role=True)],
+        evt_handlers=[(evt.EVT_C_STORE, on_store)],
+    )
+    assert assoc.is_established
+    try:
+        responses = [
+            status
+            for status, _ in assoc.send_c_get(
+                study_identifier(), StudyRootQueryRetrieveInformationModelGet
+            )
+            if status is not None and "Status" in status
+        ]
+    finally:
+        assoc.release()
+    final = responses[-1]
+    assert int(final.Status) == SUCCESS
+    assert final.NumberOfCompletedSuboperations == 5
+    assert sorted(received) == sorted(stored_files())
