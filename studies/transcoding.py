@@ -409,6 +409,7 @@ def _refuse_unencodable(ds: Any, target: str) -> None:
     bits_stored = int(ds.get("BitsStored", bits_allocated) or bits_allocated)
     photometric = str(ds.get("PhotometricInterpretation", ""))
     signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
     if bits_allocated not in (8, 16):
         raise TranscodeError(f"bit depth not encodable: {name} cannot take {bits_allocated}-bit")
     if target in LOSSY_TRANSFER_SYNTAXES and photometric == "PALETTE COLOR":
@@ -420,6 +421,8 @@ def _refuse_unencodable(ds: Any, target: str) -> None:
             )
         if signed:
             raise TranscodeError(f"bit depth not encodable: {name} needs unsigned data")
+    if target == JPEG_LOSSLESS_SV1 and bits_allocated == 16 and samples == 3:
+        raise TranscodeError(f"bit depth not encodable: {name} of 16-bit colour (GDCM cannot)")
     if target in (JPEG_BASELINE, JPEG_LOSSLESS_SV1) and photometric not in (
         "MONOCHROME1",
         "MONOCHROME2",
@@ -650,8 +653,16 @@ def _serve() -> None:
     channel = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    import warnings
+
     import numpy  # noqa: F401  (warm the imports before the first job)
-    import pydicom  # noqa: F401
+    import pydicom.config
+
+    # Pass stored values through as they are (a send must not fail on a value an old
+    # modality wrote badly), and keep values (patient data) out of warnings in the log.
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
+    warnings.simplefilter("ignore")
 
     for line in sys.stdin.buffer:
         if not line.strip():

@@ -96,7 +96,7 @@ def expected_refusal(source: pydicom.Dataset, target: str) -> str | None:
         and bits_allocated == 16
         and int(source.SamplesPerPixel) == 3
     ):
-        return "GDCM could not"
+        return "bit depth not encodable"
     return None
 
 
