@@ -1,7 +1,9 @@
 """Reads of the index for the console: the study search [STU-1]-[STU-4].
 
-The wildcard translation (:func:`wildcard_q`) is deliberately small and self-contained so that
-it can move into the query engine (``studies/matching.py``) that C-FIND and QIDO-RS share.
+The console search runs on the query engine that C-FIND uses (``studies/matching.py``,
+[QR-5]): its patterns are DICOM wildcard patterns (PS3.4 C.2.2.2.4) with the console's
+"prefix by default" rule added, its modality filter is ModalitiesInStudy matching, and its
+date filters are DA range matching (C.2.2.2.5).
 """
 
 from __future__ import annotations
@@ -14,13 +16,10 @@ from enum import StrEnum
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from studies import matching
 from studies.models import Series, Study
 
 MAX_SEARCH_LENGTH = 128
-
-# The regex metacharacters common to Python's ``re`` (SQLite's REGEXP in Django) and
-# PostgreSQL's ARE; each is escaped with a backslash, which both read as a literal.
-_REGEX_SPECIAL = set("\\.^$|?*+()[]{}")
 
 
 class SearchField(StrEnum):
@@ -78,37 +77,24 @@ class StudySearch:
     ordering: str = DEFAULT_ORDERING
 
 
-def _regex_escape(text: str) -> str:
-    return "".join(f"\\{char}" if char in _REGEX_SPECIAL else char for char in text)
+def console_pattern(pattern: str) -> str:
+    """A console search pattern as a DICOM wildcard pattern: plain text is a prefix match
+    (``Smi`` -> ``Smi*``), a leading ``*`` makes it "contains" (``*mit`` -> ``*mit*``)."""
+    return pattern if pattern.endswith("*") else f"{pattern}*"
 
 
 def wildcard_q(field: str, pattern: str, *, case_insensitive: bool) -> Q:
-    """Match ``field`` against a console search pattern [STU-1].
+    """Match ``field`` against a console search pattern [STU-1]:
 
     - plain text is a prefix match (``Smi`` finds ``Smith``);
     - a leading ``*`` makes it a "contains" match (``*mit`` finds ``Smith``);
     - ``*`` (any run of characters) and ``?`` (one character) may appear inside.
 
-    Patterns without inner wildcards become ``startswith`` / ``contains`` lookups, which
-    PostgreSQL can serve from an index; only ``?`` or an inner ``*`` needs a regular expression
-    (anchored at the start unless the pattern starts with ``*``). With ``case_insensitive``
-    False the caller passes an already case-folded pattern and a case-folded column, which is
-    how names match case-insensitively for every script on SQLite and PostgreSQL alike.
-    """
-    contains = pattern.startswith("*")
-    core = pattern.lstrip("*").rstrip("*")
-    if not core:
-        return Q()
-    prefix = "i" if case_insensitive else ""
-    if "*" not in core and "?" not in core:
-        lookup = "contains" if contains else "startswith"
-        return Q(**{f"{field}__{prefix}{lookup}": core})
-    regex = "".join(
-        ".*" if char == "*" else "." if char == "?" else _regex_escape(char) for char in core
-    )
-    if not contains:
-        regex = "^" + regex
-    return Q(**{f"{field}__{prefix}regex": regex})
+    The translation is the query engine's wild card matching
+    (:func:`studies.matching.wildcard_q`): prefix and contains patterns stay index-friendly
+    ``startswith`` / ``contains`` lookups. With ``case_insensitive`` False the caller passes
+    an already case-folded pattern and a case-folded column (names, every script)."""
+    return matching.wildcard_q(field, console_pattern(pattern), case_insensitive=case_insensitive)
 
 
 def _months_back(day: datetime.date, months: int) -> datetime.date:
@@ -143,12 +129,7 @@ def date_range_bounds(
 
 def modality_q(modality: str) -> Q:
     """Studies whose ModalitiesInStudy (backslash-separated) holds ``modality`` as a value."""
-    return (
-        Q(modalities_in_study=modality)
-        | Q(modalities_in_study__startswith=f"{modality}\\")
-        | Q(modalities_in_study__endswith=f"\\{modality}")
-        | Q(modalities_in_study__contains=f"\\{modality}\\")
-    )
+    return matching.modality_in_study_q(modality)
 
 
 def _search_q(search: str, search_field: SearchField) -> Q:
@@ -156,6 +137,13 @@ def _search_q(search: str, search_field: SearchField) -> Q:
         return wildcard_q("patient__patient_name_search", search.casefold(), case_insensitive=False)
     column = "patient__patient_id" if search_field is SearchField.PATIENT_ID else "accession_number"
     return wildcard_q(column, search, case_insensitive=True)
+
+
+def _date_range_q(column: str, low: datetime.date | None, high: datetime.date | None) -> Q:
+    """DA range matching (PS3.4 C.2.2.2.5), open at either end."""
+    value = f"{low:%Y%m%d}" if low else ""
+    value += "-" + (f"{high:%Y%m%d}" if high else "")
+    return matching.range_q(column, value, "DA")
 
 
 def _order_by(ordering: str) -> list:
@@ -178,15 +166,15 @@ def search_studies(params: StudySearch) -> QuerySet[Study]:
         queryset = queryset.filter(any_modality)
     bounds = date_range_bounds(params.date)
     if bounds:
-        queryset = queryset.filter(study_date__range=bounds)
+        queryset = queryset.filter(_date_range_q("study_date", *bounds))
     if params.study_date:
-        queryset = queryset.filter(study_date=params.study_date)
-    if params.date_from:
-        queryset = queryset.filter(study_date__gte=params.date_from)
-    if params.date_to:
-        queryset = queryset.filter(study_date__lte=params.date_to)
+        queryset = queryset.filter(matching.single_value_q("study_date", params.study_date))
+    if params.date_from or params.date_to:
+        queryset = queryset.filter(_date_range_q("study_date", params.date_from, params.date_to))
     if params.birth_date:
-        queryset = queryset.filter(patient__patient_birth_date=params.birth_date)
+        queryset = queryset.filter(
+            matching.single_value_q("patient__patient_birth_date", params.birth_date)
+        )
     return queryset.order_by(*_order_by(params.ordering))
 
 
