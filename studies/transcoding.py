@@ -80,8 +80,9 @@ _LOSSY_METHOD = {
 DEFAULT_TIMEOUT = 120.0  # seconds for one instance, decode and encode included
 WORKER_MAX_JOBS = 500  # recycle a worker after this many jobs (bounds leaked memory)
 # Test hook, read by the worker only: "<action>:<substring>" makes the worker crash
-# ("segv") or hang ("hang") on a source path containing the substring. Used by the tests
-# because no corpus file crashes the decoders we use.
+# ("segv"), hang ("hang") or read the source with GDCM's ImageReader first ("gdcm-read") for a
+# source path containing the substring. Used by the tests: no corpus file crashes the decoders
+# our pipeline uses, but a crafted one crashes GDCM's reader.
 _TEST_HOOK_ENV = "VESALIUS_TRANSCODING_TEST_HOOK"
 
 
@@ -643,6 +644,15 @@ def _apply_test_hook(source: str) -> None:
         return
     if action == "segv":
         os.kill(os.getpid(), signal.SIGSEGV)
+    elif action == "gdcm-read":
+        # GDCM's own reader (our pipeline decodes through pydicom's plugins instead); it
+        # aborts the process on some inputs, e.g. PALETTE COLOR without its LUT.
+        import gdcm
+
+        reader = gdcm.ImageReader()
+        reader.SetFileName(source)
+        if reader.Read():
+            reader.GetImage().GetBuffer()
     elif action == "hang":
         time.sleep(3600)
 

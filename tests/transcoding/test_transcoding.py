@@ -304,8 +304,9 @@ def test_it_can_decode_and_encode_every_preferred_transfer_syntax():
 
 # --- Isolation: a crash or hang in a decoder costs one instance, never the caller ---------
 # No corpus file crashes the decoders we use (MANIFEST notes none for dev; every dev file was
-# read with GDCM's ImageReader in a child process without a crash), so the worker's test
-# hook simulates one: SIGSEGV or a hang for sources whose path contains a marker.
+# read with GDCM's ImageReader in a child process without a crash). So: a crafted file that
+# really aborts GDCM's reader (read in the worker through its test hook), and simulated
+# SIGSEGV and hang, for sources whose path contains a marker.
 
 
 def crashing_pool(action: str, **kwargs) -> TranscoderPool:
@@ -332,6 +333,42 @@ def test_a_decoder_crash_becomes_a_transcode_error_and_the_pool_recovers(tmp_pat
         )
     finally:
         pool.close()
+
+
+def palette_image_without_its_lut(tmp_path: Path) -> Path:
+    """A JPEG Lossless PALETTE COLOR image whose palette LUT was removed: GDCM's ImageReader
+    aborts the process on it (uncaught C++ exception, SIGABRT)."""
+    ds = pydicom.dcmread(DEV / SOURCES["palette-rle"])
+    ds.decompress(generate_instance_uid=False)
+    for elem in list(ds):
+        if elem.tag.group == 0x0028 and 0x1100 <= elem.tag.element <= 0x1299:
+            del ds[elem.tag]
+    path = tmp_path / "poison-palette-without-lut.dcm"
+    ds.save_as(path)
+    return path
+
+
+def test_a_real_gdcm_reader_crash_becomes_a_transcode_error(tmp_path):
+    poison = palette_image_without_its_lut(tmp_path)
+    pool = crashing_pool("gdcm-read")
+    try:
+        with pytest.raises(TranscodeError, match=r"crashed.*SIGABRT"):
+            pool.run(poison, TARGETS["jpeg-lossless-sv1"], tmp_path / "a.dcm")
+
+        pool.run(DEV / SOURCES["mr-rle"], TARGETS["jpeg-lossless-sv1"], tmp_path / "b.dcm")
+    finally:
+        pool.close()
+
+
+def test_a_palette_image_without_its_lut_is_transcoded_without_gdcm_reading_it(tmp_path):
+    poison = palette_image_without_its_lut(tmp_path)
+
+    transcode_file(poison, TARGETS["jpeg-lossless-sv1"], tmp_path / "a.dcm")
+
+    assert (
+        pydicom.dcmread(tmp_path / "a.dcm").file_meta.TransferSyntaxUID
+        == (TARGETS["jpeg-lossless-sv1"])
+    )
 
 
 def test_a_decoder_that_hangs_times_out_and_the_pool_recovers(tmp_path):
