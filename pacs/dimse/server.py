@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from pydicom import config as pydicom_config
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, DEFAULT_TRANSFER_SYNTAXES, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.presentation import AllStoragePresentationContexts
@@ -32,7 +32,7 @@ from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 from devices import acl
 from pacs.config import get_runtime_settings
 from pacs.dimse import status
-from studies.dimse import handle_store
+from studies.dimse import FIND_QUERY_MODELS, handle_find, handle_store
 from studies.retrieve import QUERY_MODELS as RETRIEVE_QUERY_MODELS
 from studies.retrieve import RetrieveServiceClass
 
@@ -217,7 +217,7 @@ def _log_rejection(event: evt.Event) -> None:
 
 def build_store_ae() -> PacsAE:
     """The AE of port 3000: Verification and every storage SOP class in every transfer
-    syntax pydicom knows [ING-1]."""
+    syntax pydicom knows [ING-1], and Query/Retrieve FIND [QR-1]."""
     ae = PacsAE(ae_title=get_runtime_settings().ae_title)
     ae.maximum_pdu_size = settings.PACS_MAX_PDU
     ae.maximum_associations = settings.PACS_SCP_MAX_ASSOCIATIONS
@@ -231,6 +231,9 @@ def build_store_ae() -> PacsAE:
     # Query/Retrieve MOVE and GET: Patient Root and Study Root [QR-2].
     for sop_class_uid in RETRIEVE_QUERY_MODELS:
         ae.add_supported_context(sop_class_uid, UNCOMPRESSED_IDENTIFIER_SYNTAXES)
+    # Query/Retrieve FIND: Patient Root and Study Root [QR-1], uncompressed syntaxes.
+    for sop_class_uid in FIND_QUERY_MODELS:
+        ae.add_supported_context(sop_class_uid, DEFAULT_TRANSFER_SYNTAXES)
     return ae
 
 
@@ -255,6 +258,7 @@ def storage_sop_classes() -> list[str]:
 STORE_HANDLERS = [
     (evt.EVT_C_ECHO, handle_echo),
     (evt.EVT_C_STORE, handle_store),
+    (evt.EVT_C_FIND, handle_find),
     (evt.EVT_REJECTED, _log_rejection),
 ]
 

@@ -44,18 +44,3 @@ IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900
 RETRIEVE_UNABLE_TO_PROCESS = 0xC000
 # Warning, sub-operations complete, one or more failures or warnings.
 RETRIEVE_SUBOPERATIONS_WARNING = 0xB000
-
-# PS3.4 C.4.2.1.5 / C.4.3.1.5, C-MOVE and C-GET:
-# Refused, Out of Resources, unable to calculate number of matches (over 65535).
-RETRIEVE_OUT_OF_RESOURCES_MATCHES = 0xA701
-# Refused, Out of Resources, unable to perform sub-operations (all failed, or no
-# association with the move destination).
-RETRIEVE_UNABLE_TO_PERFORM_SUBOPERATIONS = 0xA702
-# Refused, Move Destination unknown (not a device, or a device without a port).
-MOVE_DESTINATION_UNKNOWN = 0xA801
-# Failed, Identifier does not match SOP Class (no or unknown level, missing unique key).
-IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900
-# Failed, Unable to process.
-RETRIEVE_UNABLE_TO_PROCESS = 0xC000
-# Warning, sub-operations complete, one or more failures or warnings.
-RETRIEVE_SUBOPERATIONS_WARNING = 0xB000
