@@ -333,6 +333,21 @@ class TranscoderPool:
         if not answer.get("ok"):
             raise TranscodeError(answer.get("error") or "transcoding failed")
 
+    def warm(self) -> None:
+        """Start the workers now (each costs most of a second) instead of on first use."""
+        started = []
+        with self._condition:
+            missing = self.size - self._count
+            self._count += missing
+        try:
+            for _ in range(missing):
+                started.append(_Worker(self.env))
+        finally:
+            with self._condition:
+                self._count -= missing - len(started)
+                self._idle.extend(started)
+                self._condition.notify_all()
+
     def close(self) -> None:
         with self._condition:
             self._closed = True

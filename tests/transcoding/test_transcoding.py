@@ -426,3 +426,18 @@ def test_threads_share_a_pool_without_exceeding_its_size(tmp_path):
         assert len(list(Path(tmp_path).glob("*.dcm"))) == 8
     finally:
         pool.close()
+
+
+def test_a_warmed_pool_has_its_workers_running_before_the_first_instance(tmp_path):
+    pool = TranscoderPool(2)
+    try:
+        pool.warm()
+        assert len(pool._idle) == 2
+        assert all(worker.alive() for worker in pool._idle)
+        pids = {worker.process.pid for worker in pool._idle}
+
+        pool.run(DEV / SOURCES["mr-rle"], TARGETS["explicit-le"], tmp_path / "a.dcm")
+
+        assert {worker.process.pid for worker in pool._idle} == pids
+    finally:
+        pool.close()
