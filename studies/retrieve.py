@@ -11,6 +11,7 @@ handler.
 from __future__ import annotations
 
 import logging
+import time
 from io import BytesIO
 from pathlib import Path
 
@@ -44,6 +45,7 @@ QUERY_MODELS = {
     STUDY_ROOT_GET: "study",
 }
 _MAX_SUBOPERATIONS = 65535  # the Number of ... Sub-operations are US
+_PENDING_INTERVAL_SECONDS = 0.25
 
 
 class RetrieveServiceClass(QueryRetrieveServiceClass):
@@ -129,6 +131,7 @@ class RetrieveServiceClass(QueryRetrieveServiceClass):
     def _send_all(self, req, instances, sender: InstanceSender, operation: str) -> None:
         remaining, completed, failed, warning = len(instances), 0, 0, 0
         failed_uids: list[str] = []
+        last_pending = float("-inf")
         for instance in instances:
             if self.is_cancelled(req.MessageID):
                 # PS3.4 C.4.2.3.1: Cancel, with the counts and the UIDs not sent.
@@ -148,8 +151,12 @@ class RetrieveServiceClass(QueryRetrieveServiceClass):
             else:
                 failed += 1
                 failed_uids.append(instance.sop_instance_uid)
-            if remaining:
+            now = time.monotonic()
+            if remaining and now - last_pending >= _PENDING_INTERVAL_SECONDS:
+                # Pending responses are optional (PS3.4 C.4.2.3.1, C.4.3.3.1); one per
+                # instance costs a few percent of a fast transfer, so they are paced.
                 self._respond(status.PENDING, (remaining, completed, failed, warning))
+                last_pending = now
         if failed == len(instances):
             code = status.RETRIEVE_UNABLE_TO_PERFORM_SUBOPERATIONS
         elif failed or warning:

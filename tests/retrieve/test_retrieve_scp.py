@@ -184,7 +184,8 @@ def test_sub_operation_counts_are_reported_and_a_missing_file_fails_alone(scp, s
     final_status, final_identifier = statuses[-1]
     assert final_status == WARNING  # PS3.4 C.4.2.1.5: some sub-operations failed
     assert final_identifier.FailedSOPInstanceUIDList == victim.sop_instance_uid
-    assert len(statuses) == 5  # 4 pending responses, then the final one
+    # Pending responses are paced (at most four a second), then the final one.
+    assert 2 <= len(statuses) <= 5
 
 
 def test_an_unknown_move_destination_is_refused(scp, study):
