@@ -16,7 +16,9 @@ from typing import Any
 
 from django.db.models import IntegerField, Model, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
+from pydicom import config as pydicom_config
 from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 from studies.matching import (
@@ -142,10 +144,16 @@ class FindQuery:
             if tag is None:
                 continue
             vr = self.template[keyword].VR if keyword in self.template else dictionary_VR(tag)
-            if vr == "SQ":
-                rsp.add_new(tag, vr, [])
-            else:
-                rsp.add_new(tag, vr, value)
+            # Values come from the index as they were received: not re-validated (a stored
+            # out-of-range value is returned as is, without a warning per response).
+            rsp.add(
+                DataElement(
+                    tag,
+                    vr,
+                    [] if vr == "SQ" else value,
+                    validation_mode=pydicom_config.IGNORE,
+                )
+            )
         return rsp
 
     def _value(
