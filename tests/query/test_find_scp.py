@@ -200,3 +200,12 @@ def test_a_cancel_mid_way_ends_the_answers_with_cancel(finder, scp, monkeypatch)
     assert statuses[-1] == CANCEL
     assert set(statuses[:-1]) == {PENDING}
     assert 2 <= len(statuses) - 1 < 40
+
+
+def test_a_utf8_query_finds_a_name_in_another_character_set(finder, scp):
+    """[ING-7]: stored from ISO 8859-5, queried in UTF-8 (ISO_IR 192), answered in UTF-8."""
+    query = study_query(PatientName="люк*")
+    query.SpecificCharacterSet = "ISO_IR 192"
+    answers = c_find(scp.port, query)
+    assert [status for status, _ in answers] == [PENDING, SUCCESS]
+    assert answers[0][1].PatientName == "Люкceмбypг"
