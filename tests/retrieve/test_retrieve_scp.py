@@ -246,3 +246,105 @@ def test_c_get_from_pynetdicom_counts_its_sub_operations(scp, study, tmp_path):
     assert int(final.Status) == SUCCESS
     assert final.NumberOfCompletedSuboperations == 5
     assert sorted(received) == sorted(stored_files())
+
+
+LOSSLESS_TARGETS = [
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.1.99",
+    "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80",
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.5",
+]
+LOSSY_TARGETS = ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.91"]
+PSNR_BOUND_DB = 30.0  # quality 90, over the image's value range
+
+
+def psnr(received, original) -> float:
+    import numpy as np
+
+    a, b = original.astype(np.float64), received.astype(np.float64)
+    mse = float(np.mean((a - b) ** 2))
+    peak = float(a.max() - a.min()) or 1.0
+    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
+
+
+@pytest.fixture
+def eight_bit_study(scp, tmp_path) -> None:
+    """Three 8-bit MONOCHROME2 images (JPEG Baseline takes 8-bit only), with structure."""
+    import numpy as np
+
+    for index in range(3):
+        ds = make_dataset(study_uid=STUDY_UID, series_uid=f"{STUDY_UID}.9", pixels=64)
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+        y, x = np.mgrid[0:64, 0:64]
+        ds.PixelData = ((x * 3 + y * 2 + index * 10) % 256).astype(np.uint8).tobytes()
+        copy = write_part10(ds, tmp_path / "temp" / f"eight-{index}.dcm")
+        assert store_instance(copy, origin=Origin("test")).ok
+
+
+@pytest.mark.parametrize("target", LOSSLESS_TARGETS + LOSSY_TARGETS)
+def test_c_move_delivers_each_preferred_transfer_syntax_the_receiver_accepts(
+    scp, eight_bit_study, storescp, target
+):
+    port, folder = storescp
+    add_device("MOVER")
+    add_device(
+        "STORESCP",
+        port=port,
+        preferred_transfer_syntax=target,
+        allow_lossy=target in LOSSY_TARGETS,
+    )
+    assert move_statuses(scp.port, study_identifier(), "STORESCP")[-1][0] == SUCCESS
+    stored = stored_files()
+    received_files = list(folder.iterdir())
+    assert len(received_files) == 3
+    for path in received_files:
+        received = dcmread(path)
+        assert received.file_meta.TransferSyntaxUID == target
+        original = dcmread(stored[received.SOPInstanceUID])
+        if target in LOSSLESS_TARGETS:
+            assert (received.pixel_array == original.pixel_array).all()
+        else:
+            assert psnr(received.pixel_array, original.pixel_array) > PSNR_BOUND_DB
+
+
+def test_a_lossy_preference_is_not_used_unless_the_device_allows_lossy(
+    scp, eight_bit_study, storescp
+):
+    port, folder = storescp
+    add_device("MOVER")
+    add_device("STORESCP", port=port, preferred_transfer_syntax="1.2.840.10008.1.2.4.50")
+    assert move_statuses(scp.port, study_identifier(), "STORESCP")[-1][0] == SUCCESS
+    for path in folder.iterdir():
+        assert dcmread(path).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"  # as stored
+
+
+def test_a_preference_the_receiver_does_not_accept_falls_back_to_the_stored_syntax(
+    scp, study, tmp_path
+):
+    port = free_port()
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    # Without +xa, storescp accepts uncompressed syntaxes only.
+    receiver = subprocess.Popen(
+        [dcmtk_tool("storescp"), "-od", str(folder), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.5)
+        add_device("MOVER")
+        add_device("PLAIN", port=port, preferred_transfer_syntax="1.2.840.10008.1.2.4.90")
+        assert move_statuses(scp.port, study_identifier(), "PLAIN")[-1][0] == SUCCESS
+    finally:
+        receiver.terminate()
+        receiver.wait(timeout=10)
+    stored = stored_files()
+    received = {dcmread(p).SOPInstanceUID: p for p in folder.iterdir()}
+    assert set(received) == set(stored)
+    for uid, path in received.items():
+        assert dcmread(path).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+        assert dataset_sha1(path) == dataset_sha1(stored[uid])
