@@ -348,3 +348,47 @@ def test_a_preference_the_receiver_does_not_accept_falls_back_to_the_stored_synt
     for uid, path in received.items():
         assert dcmread(path).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
         assert dataset_sha1(path) == dataset_sha1(stored[uid])
+
+
+def test_a_c_cancel_mid_way_ends_the_c_move_with_cancel_status(scp, study, tmp_path):
+    from pynetdicom import evt
+
+    def slow_store(event):
+        time.sleep(0.3)  # a slow receiver, so that the cancel arrives mid-way
+        return 0x0000
+
+    receiver_ae = AE(ae_title="SLOW")
+    receiver_ae.add_supported_context("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.1")
+    port = free_port()
+    receiver = receiver_ae.start_server(
+        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, slow_store)]
+    )
+    add_device("MOVER")
+    add_device("SLOW", port=port)
+    ae = AE(ae_title="MOVER")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+    assoc = ae.associate("127.0.0.1", scp.port, ae_title="VESALIUS")
+    try:
+        context_id = assoc._get_valid_context(
+            StudyRootQueryRetrieveInformationModelMove, "", "scu"
+        ).context_id
+        final = None
+        for rsp, identifier in assoc.send_c_move(
+            study_identifier(), "SLOW", StudyRootQueryRetrieveInformationModelMove, msg_id=7
+        ):
+            if rsp is None or "Status" not in rsp:
+                continue
+            if int(rsp.Status) == 0xFF00:
+                assoc.send_c_cancel(7, context_id)
+            else:
+                final = (int(rsp.Status), rsp, identifier)
+    finally:
+        assoc.release()
+        receiver.shutdown()
+    status_code, rsp, identifier = final
+    assert status_code == 0xFE00
+    assert rsp.NumberOfCompletedSuboperations < 5
+    assert rsp.NumberOfRemainingSuboperations > 0
+    not_sent = identifier.FailedSOPInstanceUIDList
+    not_sent = [not_sent] if isinstance(not_sent, str) else list(not_sent)
+    assert len(not_sent) == rsp.NumberOfRemainingSuboperations
