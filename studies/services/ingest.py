@@ -585,6 +585,12 @@ def _date(ds: Dataset, keyword: str) -> date | None:
         return None
 
 
+def _time(ds: Dataset, keyword: str) -> str:
+    """TM value as HHMMSS.FFFFFF; the ACR-NEMA ``HH:MM:SS`` form loses its colons so that
+    range matching compares like with like."""
+    return _text(ds, keyword, 32).replace(":", "")
+
+
 def _integer(ds: Dataset, keyword: str) -> int | None:
     try:
         value = ds.get(keyword)
@@ -610,7 +616,7 @@ def _index_fields(ds: Dataset, accession_crop: bool) -> dict[str, object]:
         "patient_birth_date": _date(ds, "PatientBirthDate"),
         "patient_sex": _text(ds, "PatientSex", 16),
         "study_date": _date(ds, "StudyDate"),
-        "study_time": _text(ds, "StudyTime", 32),
+        "study_time": _time(ds, "StudyTime"),
         "accession_number": accession,
         "study_id": _text(ds, "StudyID", 16),
         "study_description": _text(ds, "StudyDescription", 256),
@@ -621,7 +627,7 @@ def _index_fields(ds: Dataset, accession_crop: bool) -> dict[str, object]:
         "series_description": _text(ds, "SeriesDescription", 256),
         "body_part_examined": _text(ds, "BodyPartExamined", 16),
         "series_date": _date(ds, "SeriesDate"),
-        "series_time": _text(ds, "SeriesTime", 32),
+        "series_time": _time(ds, "SeriesTime"),
         "instance_number": _integer(ds, "InstanceNumber"),
         "number_of_frames": frames if frames and frames > 0 else 1,
         "rows": _integer(ds, "Rows"),

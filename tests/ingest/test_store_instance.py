@@ -361,3 +361,12 @@ def test_leftovers_of_a_killed_scp_are_cleaned_when_they_are_old(tmp_path):
     assert clean_leftovers(temp, [str(tmp_path / "storage")]) == 2
     assert not old_received.exists() and not old_copy.exists()
     assert new_received.exists()
+
+
+def test_times_in_the_old_colon_form_are_indexed_as_hhmmss(pacs_runtime, tmp_path):
+    ds = make_dataset()
+    ds.StudyTime = "11:20:05"
+    ds.SeriesTime = "11:21:00.5"
+    store_file(write_part10(ds, tmp_path / "a.dcm"))
+    assert Study.objects.get().study_time == "112005"
+    assert Series.objects.get().series_time == "112100.5"
