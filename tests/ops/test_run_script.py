@@ -222,6 +222,21 @@ def test_ctrl_c_stops_every_process_cleanly(run_script):
     assert "[run] stopped" in pacs.log()
     assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
     assert not port_open(pacs.dicom_port)
+    assert not port_open(pacs.http_port)
+    assert not processes_in_group(process.pid)  # no gunicorn worker left behind
+
+
+def processes_in_group(pgid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
 
 
 def test_the_run_script_stops_everything_and_fails_when_one_process_dies(run_script):
