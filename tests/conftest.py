@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -108,3 +109,20 @@ def pacs_runtime_tx(transactional_db, tmp_path):
     row = configure_pacs(tmp_path)
     yield row
     reconfigure()
+
+
+@contextlib.contextmanager
+def running_scp():
+    """The store/query/retrieve SCP in this process on a free port, for network tests."""
+    import tempfile
+
+    from pacs.dimse.server import StoreServer
+
+    previous_tempdir = tempfile.tempdir  # the SCP points temp files at the PACS temp folder
+    server = StoreServer("127.0.0.1", 0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop(drain_seconds=5)
+        tempfile.tempdir = previous_tempdir

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import tempfile
 import threading
 from pathlib import Path
 
@@ -12,9 +11,8 @@ import pytest
 from pydicom import dcmread
 
 from devices.models import Device
-from pacs.dimse.server import StoreServer
 from studies.models import Instance, Series, Study
-from tests.conftest import dcmtk_tool, reconfigure
+from tests.conftest import dcmtk_tool, reconfigure, running_scp
 from tests.dicom_helpers import (
     association_accepted,
     dataset_offset,
@@ -33,12 +31,8 @@ MISMATCH, CANNOT_UNDERSTAND = 0xA900, 0xC000
 
 @pytest.fixture
 def scp(pacs_runtime_tx):
-    previous_tempdir = tempfile.tempdir
-    server = StoreServer("127.0.0.1", 0)
-    server.start()
-    yield server
-    server.stop(drain_seconds=5)
-    tempfile.tempdir = previous_tempdir
+    with running_scp() as server:
+        yield server
 
 
 @pytest.fixture

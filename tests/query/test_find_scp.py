@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,9 +18,8 @@ from pynetdicom.sop_class import (
 )
 
 from devices.models import Device
-from pacs.dimse.server import StoreServer
 from studies import dimse as studies_dimse
-from tests.conftest import dcmtk_tool, reconfigure
+from tests.conftest import dcmtk_tool, reconfigure, running_scp
 
 PENDING, SUCCESS, CANCEL = 0xFF00, 0x0000, 0xFE00
 NOT_AUTHORIZED, IDENTIFIER_MISMATCH = 0x0124, 0xA900
@@ -34,12 +32,8 @@ CT1_STUDIES = {
 
 @pytest.fixture
 def scp(corpus_index_tx):
-    previous_tempdir = tempfile.tempdir
-    server = StoreServer("127.0.0.1", 0)
-    server.start()
-    yield server
-    server.stop(drain_seconds=5)
-    tempfile.tempdir = previous_tempdir
+    with running_scp() as server:
+        yield server
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ getscu and storescp as real peers, and pynetdicom for exact statuses."""
 from __future__ import annotations
 
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,10 +17,9 @@ from pynetdicom.sop_class import (
 )
 
 from devices.models import Device
-from pacs.dimse.server import StoreServer
 from studies.models import Instance
 from studies.services import Origin, store_instance
-from tests.conftest import dcmtk_tool, reconfigure
+from tests.conftest import dcmtk_tool, reconfigure, running_scp
 from tests.dicom_helpers import dataset_sha1, free_port, make_dataset, write_part10
 
 STUDY_UID = "1.2.826.0.1.3680043.8.498.700"
@@ -31,12 +29,8 @@ DESTINATION_UNKNOWN, BAD_IDENTIFIER = 0xA801, 0xA900
 
 @pytest.fixture
 def scp(pacs_runtime_tx):
-    previous_tempdir = tempfile.tempdir
-    server = StoreServer("127.0.0.1", 0)
-    server.start()
-    yield server
-    server.stop(drain_seconds=5)
-    tempfile.tempdir = previous_tempdir
+    with running_scp() as server:
+        yield server
 
 
 @pytest.fixture
