@@ -50,6 +50,8 @@ from pynetdicom.dsutils import split_dataset
 from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.status import STORAGE_SERVICE_CLASS_STATUS, code_to_category
 
+from pacs.dimse.scu import keep_responses_for_sender
+
 LOGGER = logging.getLogger("pacs.tools.dcm_import")
 
 DEFAULT_HOST = "127.0.0.1"
@@ -479,7 +481,7 @@ def open_association(
         evt_handlers=[(evt.EVT_CONN_OPEN, on_conn_open), (evt.EVT_ACSE_RECV, on_acse_recv)],
     )
     if assoc.is_established:
-        return assoc, None
+        return keep_responses_for_sender(assoc), None
     if not connected:
         return assoc, f"could not connect to {host}:{port} (connection refused or timed out)"
     if assoc.is_rejected:
