@@ -99,3 +99,10 @@ def release(events: Sequence[OutboxEvent], error: str) -> None:
 
 def pending_count(destination: Destination) -> int:
     return OutboxEvent.objects.filter(destination=destination, delivered_at__isnull=True).count()
+
+
+def purge_delivered(older_than: datetime.timedelta) -> int:
+    """Delete events delivered longer than ``older_than`` ago (kept a while for support)."""
+    cutoff = timezone.now() - older_than
+    deleted, _ = OutboxEvent.objects.filter(delivered_at__lt=cutoff).delete()
+    return deleted
