@@ -87,7 +87,9 @@ def apply_amqp_environment() -> AmqpSettings:
     """``PACS_AMQP_ENABLED`` and ``PACS_AMQP_URL``, when set, into the RabbitMQ settings row
     (env wins at start, like the runtime options)."""
     row = get_amqp_settings(fresh=True)
-    values: dict[str, object] = dict(settings.PACS_AMQP_URL or {})
+    values: dict[str, object] = {}
+    if os.environ.get("PACS_AMQP_URL", "").strip():
+        values.update(settings.PACS_AMQP_URL)
     if "PACS_AMQP_ENABLED" in os.environ:
         values["enabled"] = settings.PACS_AMQP_ENABLED
     changed = [field for field, value in values.items() if getattr(row, field) != value]

@@ -105,14 +105,12 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-def env_amqp_url(name: str) -> dict[str, object] | None:
-    """``amqp://user:password@host:port/vhost`` as AmqpSettings fields, or None when unset.
-    The vhost is percent-decoded (``%2F`` is ``/``); no path, or ``/``, is the vhost ``/``."""
+def env_amqp_url(name: str, default: str) -> dict[str, object]:
+    """``amqp://user:password@host:port/vhost`` as AmqpSettings fields. The vhost is
+    percent-decoded (``%2F`` is ``/``); no path, or ``/``, is the vhost ``/``."""
     from urllib.parse import unquote, urlsplit
 
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return None
+    raw = os.environ.get(name, "").strip() or default
     try:
         parts = urlsplit(raw)
         port = parts.port or 5672

@@ -98,7 +98,7 @@ PACS_RUNTIME_ENV = {
 # RabbitMQ link to a RIS [AMQP-1]: when set, these give the AmqpSettings row its values at
 # every process start (pacs.config.apply_environment); the event toggles default to on.
 PACS_AMQP_ENABLED = env_bool("PACS_AMQP_ENABLED", False)
-PACS_AMQP_URL = env_amqp_url("PACS_AMQP_URL")
+PACS_AMQP_URL = env_amqp_url("PACS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
 # Read each runtime option once here so that a bad value stops every process at start-up,
 # not only the ones that apply them.

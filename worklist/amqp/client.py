@@ -115,7 +115,6 @@ def check_connection(row: AmqpSettings) -> ConnectionTest:
         try:
             channel = connection.channel(channel_number=row.channel)
             channel.close()
-            declare_topology(connection, row)
         finally:
             if connection.is_open:
                 connection.close()

@@ -6,6 +6,7 @@ in the console needs no restart; SIGTERM or SIGINT ends it after the work in han
 
 from __future__ import annotations
 
+import logging
 import signal
 
 from django.core.management.base import BaseCommand
@@ -19,6 +20,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         from worklist.amqp.runner import AmqpRunner
 
+        # pika logs every connection open and close at INFO; ours say what matters.
+        logging.getLogger("pika").setLevel(logging.WARNING)
         apply_environment()
         runner = AmqpRunner()
         for signum in (signal.SIGTERM, signal.SIGINT):
