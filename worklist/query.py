@@ -38,8 +38,8 @@ _ALL_STEP_KEYWORDS = [*STEP_KEYS, STEP_STATUS_KEYWORD, *STEP_CODE_SEQUENCES]
 _ALL_CODE_KEYWORDS = list(CODE_ITEM_KEYS)
 
 
-def _resolve(obj: Any, column: str) -> Any:
-    for part in column.split("__"):
+def _resolve(obj: Any, path: list[str]) -> Any:
+    for part in path:
         obj = getattr(obj, part)
     return obj
 
@@ -57,13 +57,13 @@ def _dicom_value(value: Any, keyword: str) -> Any:
     return value
 
 
-def _element(keyword: str, value: Any, template: Dataset | None) -> DataElement | None:
+def _tag_and_vr(keyword: str, template: Dataset | None) -> tuple[int, str] | None:
+    """The tag of a keyword and its VR (the request's, else the dictionary's)."""
     tag = tag_for_keyword(keyword)
     if tag is None:
         return None
     vr = template[keyword].VR if template is not None and keyword in template else None
-    vr = vr or dictionary_VR(tag)
-    return DataElement(tag, vr, value, validation_mode=pydicom_config.IGNORE)
+    return tag, vr or dictionary_VR(tag)
 
 
 def _requested(item: Dataset | None, every: list[str]) -> list[str]:
@@ -74,20 +74,87 @@ def _requested(item: Dataset | None, every: list[str]) -> list[str]:
     return [keyword for keyword in item.dir() if keyword != "SpecificCharacterSet"]
 
 
-def _first_item(identifier: Dataset, keyword: str) -> Dataset | None:
-    items = identifier[keyword].value if keyword in identifier else None
+def _first_item(identifier: Dataset | None, keyword: str) -> Dataset | None:
+    if identifier is None or keyword not in identifier:
+        return None
+    items = identifier[keyword].value
     return items[0] if items else None
+
+
+def _non_ascii(value: Any) -> bool:
+    if isinstance(value, str):
+        return not value.isascii()
+    if isinstance(value, list):
+        return any(isinstance(item, str) and not item.isascii() for item in value)
+    return False
+
+
+# A planned element: keyword, tag, VR, and what fills it (a column path, a code sequence
+# plan, the step item plan, or None for a key we do not keep).
+_Plan = list[tuple[str, int, str, Any]]
 
 
 class WorklistFind:
     """A validated MWL C-FIND request (raises InvalidIdentifier at once); iterating it
-    yields the response identifiers."""
+    yields the response identifiers. What each response holds is planned once per request
+    (tags, VRs, columns), so a response costs only its values."""
 
     def __init__(self, identifier: Dataset) -> None:
         self.identifier = identifier
         self.condition = worklist_q(identifier)
-        self.keywords = [kw for kw in identifier.dir() if kw != "SpecificCharacterSet"]
-        self.step_item = _first_item(identifier, STEP_SEQUENCE)
+        step_item = _first_item(identifier, STEP_SEQUENCE)
+        self.plan = self._plan(
+            identifier,
+            [kw for kw in identifier.dir() if kw != "SpecificCharacterSet"],
+            step_item,
+        )
+
+    def _plan(self, template: Dataset, keywords: list[str], step_item: Dataset | None) -> _Plan:
+        plan: _Plan = []
+        for keyword in keywords:
+            tag_vr = _tag_and_vr(keyword, template)
+            if tag_vr is None:
+                continue
+            if keyword == STEP_SEQUENCE:
+                source: Any = ("step", self._step_plan(step_item))
+            elif keyword in TOP_LEVEL_CODE_SEQUENCES:
+                source = ("code", self._code_plan(template, keyword))
+            elif keyword in PROCEDURE_KEYS:
+                source = ("column", PROCEDURE_KEYS[keyword].column.split("__"))
+            else:
+                source = None
+            plan.append((keyword, *tag_vr, source))
+        return plan
+
+    def _step_plan(self, step_item: Dataset | None) -> _Plan:
+        plan: _Plan = []
+        for keyword in _requested(step_item, _ALL_STEP_KEYWORDS):
+            tag_vr = _tag_and_vr(keyword, step_item)
+            if tag_vr is None:
+                continue
+            if keyword == STEP_STATUS_KEYWORD:
+                source: Any = ("column", ["status"])
+            elif keyword in STEP_CODE_SEQUENCES:
+                source = ("code", self._code_plan(step_item, keyword))
+            elif keyword in STEP_KEYS:
+                source = ("column", STEP_KEYS[keyword].column.split("__"))
+            else:
+                source = None
+            plan.append((keyword, *tag_vr, source))
+        return plan
+
+    @staticmethod
+    def _code_plan(parent: Dataset | None, keyword: str) -> _Plan:
+        requested_item = _first_item(parent, keyword)
+        prefix = CODE_SEQUENCES[keyword]
+        plan: _Plan = []
+        for code_keyword in _requested(requested_item, _ALL_CODE_KEYWORDS):
+            if code_keyword in CODE_ITEM_KEYS:
+                tag_vr = _tag_and_vr(code_keyword, requested_item)
+                if tag_vr is not None:
+                    column = (prefix + CODE_ITEM_KEYS[code_keyword][1]).split("__")
+                    plan.append((code_keyword, *tag_vr, ("column", column)))
+        return plan
 
     def queryset(self) -> QuerySet[ScheduledProcedureStep]:
         return (
@@ -111,67 +178,35 @@ class WorklistFind:
             size = PAGE
 
     def response(self, step: ScheduledProcedureStep) -> Dataset:
-        rsp = Dataset()
-        for keyword in self.keywords:
-            if keyword == STEP_SEQUENCE:
-                value: Any = Sequence([self._step_item(step)])
-            elif keyword in TOP_LEVEL_CODE_SEQUENCES:
-                value = self._code_sequence(step, keyword, self.identifier)
-            elif keyword in PROCEDURE_KEYS:
-                value = _dicom_value(_resolve(step, PROCEDURE_KEYS[keyword].column), keyword)
-            else:
-                value = None  # a key we do not keep: returned zero length
-            element = _element(keyword, value, self.identifier)
-            if element is not None:
-                rsp.add(element)
-        if _has_non_ascii(rsp):
+        """The response identifier of one step (PS3.4 K.6.1.2.3)."""
+        flags = {"non_ascii": False}
+        rsp = self._build(self.plan, step, flags)
+        if flags["non_ascii"]:
             rsp.SpecificCharacterSet = UTF8
         return rsp
 
-    def _step_item(self, step: ScheduledProcedureStep) -> Dataset:
-        item = Dataset()
-        for keyword in _requested(self.step_item, _ALL_STEP_KEYWORDS):
-            if keyword == STEP_STATUS_KEYWORD:
-                value: Any = step.status
-            elif keyword in STEP_CODE_SEQUENCES:
-                value = self._code_sequence(step, keyword, self.step_item)
-            elif keyword in STEP_KEYS:
-                value = _dicom_value(_resolve(step, STEP_KEYS[keyword].column), keyword)
-            else:
-                value = None
-            element = _element(keyword, value, self.step_item)
-            if element is not None:
-                item.add(element)
-        return item
+    def _build(self, plan: _Plan, step: ScheduledProcedureStep, flags: dict) -> Dataset:
+        ds = Dataset()
+        for keyword, tag, vr, source in plan:
+            value: Any = None
+            if source is not None:
+                kind, detail = source
+                if kind == "step":
+                    value = Sequence([self._build(detail, step, flags)])
+                elif kind == "code":
+                    value = self._code_sequence(detail, step, flags)
+                else:
+                    value = _dicom_value(_resolve(step, detail), keyword)
+                    if _non_ascii(value):
+                        flags["non_ascii"] = True
+            # Values come from the worklist as they were saved: not re-validated.
+            ds.add(DataElement(tag, vr, value, validation_mode=pydicom_config.IGNORE))
+        return ds
 
-    @staticmethod
-    def _code_sequence(step: ScheduledProcedureStep, keyword: str, parent: Dataset | None):
-        prefix = CODE_SEQUENCES[keyword]
-        values = {
-            code_keyword: _resolve(step, prefix + column)
-            for code_keyword, (_vr, column) in CODE_ITEM_KEYS.items()
-        }
-        if not any(values.values()):
+    def _code_sequence(self, plan: _Plan, step: ScheduledProcedureStep, flags: dict) -> Sequence:
+        if not any(_resolve(step, detail[1]) for _kw, _tag, _vr, detail in plan):
             return Sequence([])
-        requested_item = _first_item(parent, keyword) if parent is not None else None
-        item = Dataset()
-        for code_keyword in _requested(requested_item, _ALL_CODE_KEYWORDS):
-            if code_keyword in values:
-                item.add(_element(code_keyword, values[code_keyword] or None, requested_item))
-        return Sequence([item])
-
-
-def _has_non_ascii(ds: Dataset) -> bool:
-    for element in ds:
-        if element.VR == "SQ":
-            if any(_has_non_ascii(item) for item in element.value):
-                return True
-        elif (isinstance(element.value, str) and not element.value.isascii()) or (
-            isinstance(element.value, list)
-            and any(isinstance(v, str) and not v.isascii() for v in element.value)
-        ):
-            return True
-    return False
+        return Sequence([self._build(plan, step, flags)])
 
 
 def find_worklist(identifier: Dataset) -> WorklistFind:

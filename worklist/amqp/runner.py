@@ -130,6 +130,7 @@ class AmqpRunner:
         self._row: AmqpSettings | None = None
         self._backoff = BACKOFF_FIRST
         self._next_attempt = 0.0
+        self._consumer_tag = ""
         self.connected = threading.Event()  # for tests and the log
 
     def stop(self) -> None:
@@ -203,7 +204,7 @@ class AmqpRunner:
                 client.declare_topology(connection, row)
                 consumer = connection.channel(channel_number=row.channel)
                 consumer.basic_qos(prefetch_count=PREFETCH)
-                consumer.basic_consume(row.mwl_queue, self._on_message)
+                self._consumer_tag = consumer.basic_consume(row.mwl_queue, self._on_message)
                 publisher = connection.channel()
                 publisher.confirm_delivery()
             except BaseException:
@@ -247,8 +248,9 @@ class AmqpRunner:
         if self._connection is None:
             return
         with contextlib.suppress(AMQPError, OSError):
-            if self._consumer is not None and self._consumer.is_open:
-                self._consumer.cancel()  # unacknowledged prefetched messages are requeued
+            if self._consumer is not None and self._consumer.is_open and self._consumer_tag:
+                # Stop deliveries; prefetched, unacknowledged messages go back on close.
+                self._consumer.basic_cancel(self._consumer_tag)
         self._drop()
         logger.info("Disconnected from RabbitMQ: %s", reason)
 
