@@ -42,12 +42,14 @@ def _procedure_values(values: Mapping[str, object]) -> dict[str, object]:
 
 
 def _apply_procedure(procedure: RequestedProcedure, values: Mapping[str, object]) -> None:
+    current_uid = procedure.study_instance_uid
     for name, value in _procedure_values(values).items():
         setattr(procedure, name, value)
     uid = (procedure.study_instance_uid or "").strip()
     if not uid or uid == SERVER_UID_PLACEHOLDER:
-        # Generated once, when the procedure is saved without one [MWL-2].
-        procedure.study_instance_uid = generate_uid()
+        # Generated once, when the procedure is first saved without one [MWL-2]; asking
+        # for a generated UID again keeps the one it has.
+        procedure.study_instance_uid = current_uid or generate_uid()
     procedure.patient_name_search = procedure.patient_name.casefold()
 
 

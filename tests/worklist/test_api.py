@@ -303,3 +303,15 @@ def test_import_refuses_a_missing_folder(api, tmp_path):
 
 def test_the_worklist_needs_a_login(anonymous):
     assert anonymous.get("/api/worklist/procedures/").status_code in (401, 403)
+
+
+def test_editing_a_procedure_keeps_its_generated_study_uid(api):
+    procedure = make_procedure()
+    uid = procedure.study_instance_uid
+    response = api.patch(
+        f"/api/worklist/procedures/{procedure.pk}/",
+        {"study_instance_uid": ":SERVER", "admission_id": "ADM-2"},
+        format="json",
+    )
+    assert response.status_code == 200
+    assert response.json()["study_instance_uid"] == uid

@@ -149,3 +149,16 @@ def test_an_incoming_procedure_maps_every_element():
             "start_time": "0830",
         }
     ]
+
+
+def test_a_ris_message_delivered_twice_adds_its_procedure_once():
+    from worklist.amqp.runner import handle_body
+    from worklist.models import RequestedProcedure
+
+    body = (
+        b"<mwl><procedure><study_uid>1.2.3.4</study_uid><accession_number>TWICE</accession_number>"
+        b"<step><modality>CT</modality></step></procedure></mwl>"
+    )
+    assert handle_body(body) == 1
+    assert handle_body(body) == 0
+    assert RequestedProcedure.objects.filter(accession_number="TWICE").count() == 1

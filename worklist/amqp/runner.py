@@ -36,6 +36,7 @@ from pacs.models import AmqpSettings, OutboxEvent
 from worklist import services
 from worklist.amqp import client, messages
 from worklist.choices import ChangeSource
+from worklist.models import RequestedProcedure
 
 logger = logging.getLogger("worklist.amqp")
 
@@ -50,15 +51,25 @@ KEEP_DELIVERED = datetime.timedelta(days=7)
 
 def apply_message(message: messages.NewProcedures | messages.AccessionStatus) -> int:
     """Apply a parsed RIS message in one transaction; the number of procedures created or
-    steps changed."""
+    steps changed. A procedure whose Study Instance UID is in the worklist already is not
+    created again, so a message delivered twice (the broker redelivers one whose
+    acknowledgement was lost) adds it once."""
     if isinstance(message, messages.AccessionStatus):
         return services.set_accession_status(
             message.accession_number, message.status, source=ChangeSource.RIS
         )
+    created = 0
     with transaction.atomic():
         for values, steps in message.procedures:
+            uid = str(values.get("study_instance_uid") or "")
+            known = uid not in ("", services.SERVER_UID_PLACEHOLDER) and (
+                RequestedProcedure.objects.filter(study_instance_uid=uid).exists()
+            )
+            if known:
+                continue
             services.create_procedure(values, steps)
-    return len(message.procedures)
+            created += 1
+    return created
 
 
 def handle_body(body: bytes) -> int:
