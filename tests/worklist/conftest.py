@@ -13,6 +13,7 @@ from tests.api.conftest import (  # noqa: F401  (shared API fixtures)
     api,
     user,
 )
+from tests.e2e.conftest import pacs_factory  # noqa: F401  (the whole-PACS fixture)
 from worklist import services
 from worklist.choices import StepStatus
 
