@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 
 import pytest
@@ -62,3 +63,20 @@ def wlistdb(corpus_dir):
 @pytest.fixture
 def queries(corpus_dir):
     return corpus_dir / QUERIES
+
+
+@contextlib.contextmanager
+def running_worklist_scp():
+    """The MWL and MPPS SCP in this process on a free port (as ``running_scp`` for 3000)."""
+    import tempfile
+
+    from pacs.dimse.server import WorklistServer
+
+    previous_tempdir = tempfile.tempdir  # the SCP points temp files at the PACS temp folder
+    server = WorklistServer("127.0.0.1", 0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop(drain_seconds=5)
+        tempfile.tempdir = previous_tempdir

@@ -16,7 +16,7 @@ from pacs.models import OutboxEvent
 from tests.conftest import configure_pacs, dcmtk_tool, reconfigure, running_scp
 from tests.dicom_helpers import make_dataset, write_part10
 from tests.worklist.amqp_helpers import Ris, enable_amqp, private_vhost, running_runner
-from tests.worklist.conftest import make_procedure
+from tests.worklist.conftest import make_procedure, running_worklist_scp
 from tests.worklist.test_mpps_scp import MppsScu, final, in_progress
 from tests.worklist.test_mwl_scp import mwl_find
 from worklist import services
@@ -62,16 +62,8 @@ def ris(vhost):
 
 @pytest.fixture
 def worklist_server(transactional_db):
-    import tempfile
-
-    from pacs.dimse.server import WorklistServer
-
-    previous_tempdir = tempfile.tempdir
-    server = WorklistServer("127.0.0.1", 0)
-    server.start()
-    yield server
-    server.stop(drain_seconds=5)
-    tempfile.tempdir = previous_tempdir
+    with running_worklist_scp() as server:
+        yield server
 
 
 def _station_query(station: str) -> Dataset:

@@ -12,7 +12,7 @@ from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
 from devices.models import Device
 from tests.conftest import configure_pacs, reconfigure
-from tests.worklist.conftest import make_procedure
+from tests.worklist.conftest import make_procedure, running_worklist_scp
 from worklist.choices import StepStatus
 from worklist.models import PerformedProcedureStep, StepStatusChange
 
@@ -22,20 +22,10 @@ DUPLICATE, NO_SUCH_INSTANCE, MISSING, NOT_AUTHORIZED = 0x0111, 0x0112, 0x0120, 0
 
 @pytest.fixture
 def mwl_scp(transactional_db, tmp_path):
-    import tempfile
-
-    from pacs.dimse.server import WorklistServer
-
     configure_pacs(tmp_path, accept_any_ae=True)
-    previous_tempdir = tempfile.tempdir
-    server = WorklistServer("127.0.0.1", 0)
-    server.start()
-    try:
+    with running_worklist_scp() as server:
         yield server
-    finally:
-        server.stop(drain_seconds=5)
-        tempfile.tempdir = previous_tempdir
-        reconfigure(accept_any_ae=False)
+    reconfigure(accept_any_ae=False)
 
 
 class MppsScu:

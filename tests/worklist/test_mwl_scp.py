@@ -32,7 +32,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from devices.models import Device
 from tests.conftest import configure_pacs, dcmtk_tool, reconfigure
-from tests.worklist.conftest import make_procedure
+from tests.worklist.conftest import make_procedure, running_worklist_scp
 from worklist.choices import StepStatus
 from worklist.importing import import_folder
 
@@ -76,21 +76,11 @@ AFTERNOON_STEP_IDS = {"SPD1342", "SPD4564", "SPD73843", "SPD9478", "SPD43645", "
 @pytest.fixture
 def worklist_scp(transactional_db, tmp_path, wlistdb):
     """The worklist of DCMTK's wlistdb, and the MWL SCP on a free port."""
-    import tempfile
-
-    from pacs.dimse.server import WorklistServer
-
     configure_pacs(tmp_path, accept_any_ae=True)
     assert len(import_folder(wlistdb).imported) == 10
-    previous_tempdir = tempfile.tempdir
-    server = WorklistServer("127.0.0.1", 0)
-    server.start()
-    try:
+    with running_worklist_scp() as server:
         yield server
-    finally:
-        server.stop(drain_seconds=5)
-        tempfile.tempdir = previous_tempdir
-        reconfigure(accept_any_ae=False)
+    reconfigure(accept_any_ae=False)
 
 
 def findscu_worklist(port: int, query: Path, out: Path) -> list[Dataset]:
