@@ -103,3 +103,29 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_amqp_url(name: str, default: str) -> dict[str, object]:
+    """``amqp://user:password@host:port/vhost`` as AmqpSettings fields. The vhost is
+    percent-decoded (``%2F`` is ``/``); no path, or ``/``, is the vhost ``/``."""
+    from urllib.parse import unquote, urlsplit
+
+    raw = os.environ.get(name, "").strip() or default
+    try:
+        parts = urlsplit(raw)
+        port = parts.port or 5672
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: not an amqp:// URL: {exc}") from None
+    if parts.scheme != "amqp" or not parts.hostname:
+        raise ImproperlyConfigured(
+            f"{name}: expected amqp://user:password@host:port/vhost, got scheme "
+            f"{parts.scheme!r} and host {parts.hostname!r}"
+        )
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    return {
+        "host": parts.hostname,
+        "port": port,
+        "virtual_host": unquote(path) or "/",
+        "user": unquote(parts.username or "guest"),
+        "password": unquote(parts.password or "guest"),
+    }

@@ -16,6 +16,7 @@ import environ
 
 from pacs.env import (
     env_ae_title,
+    env_amqp_url,
     env_bool,
     env_choice,
     env_int,
@@ -93,6 +94,11 @@ PACS_RUNTIME_ENV = {
     ),
     "temp_dir": ("PACS_TEMP_DIR", lambda: str(env_path("PACS_TEMP_DIR", DATA_DIR / "temp"))),
 }
+
+# RabbitMQ link to a RIS [AMQP-1]: when set, these give the AmqpSettings row its values at
+# every process start (pacs.config.apply_environment); the event toggles default to on.
+PACS_AMQP_ENABLED = env_bool("PACS_AMQP_ENABLED", False)
+PACS_AMQP_URL = env_amqp_url("PACS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
 # Read each runtime option once here so that a bad value stops every process at start-up,
 # not only the ones that apply them.
@@ -221,6 +227,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"StepStatusEnum": "worklist.choices.StepStatus"},
 }
 
 CORS_ALLOWED_ORIGINS = env_list("PACS_CORS_ALLOWED_ORIGINS", [])

@@ -14,4 +14,5 @@ urlpatterns = [
     path("", include("devices.api.urls")),
     path("", include("storages.api.urls")),
     path("", include("studies.api.urls")),
+    path("", include("worklist.api.urls")),
 ]

@@ -26,7 +26,13 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.service_class import ServiceClass, StorageServiceClass
-from pynetdicom.sop_class import Verification, register_uid, uid_to_service_class
+from pynetdicom.sop_class import (
+    ModalityPerformedProcedureStep,
+    ModalityWorklistInformationFind,
+    Verification,
+    register_uid,
+    uid_to_service_class,
+)
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
 from devices import acl
@@ -35,6 +41,7 @@ from pacs.dimse import status
 from studies.dimse import FIND_QUERY_MODELS, handle_find, handle_store
 from studies.retrieve import QUERY_MODELS as RETRIEVE_QUERY_MODELS
 from studies.retrieve import RetrieveServiceClass
+from worklist.dimse import handle_mwl_find, handle_n_create, handle_n_set
 
 logger = logging.getLogger(__name__)
 
@@ -215,9 +222,7 @@ def _log_rejection(event: evt.Event) -> None:
         )
 
 
-def build_store_ae() -> PacsAE:
-    """The AE of port 3000: Verification and every storage SOP class in every transfer
-    syntax pydicom knows [ING-1], and Query/Retrieve FIND [QR-1]."""
+def _pacs_ae() -> PacsAE:
     ae = PacsAE(ae_title=get_runtime_settings().ae_title)
     ae.maximum_pdu_size = settings.PACS_MAX_PDU
     ae.maximum_associations = settings.PACS_SCP_MAX_ASSOCIATIONS
@@ -225,6 +230,13 @@ def build_store_ae() -> PacsAE:
     ae.network_timeout = settings.PACS_NETWORK_TIMEOUT
     ae.acse_timeout = 30
     ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
+    return ae
+
+
+def build_store_ae() -> PacsAE:
+    """The AE of port 3000: Verification and every storage SOP class in every transfer
+    syntax pydicom knows [ING-1], and Query/Retrieve FIND [QR-1]."""
+    ae = _pacs_ae()
     for sop_class_uid in storage_sop_classes():
         # Both roles: a C-GET requestor asks to be the storage SCP (role selection).
         ae.add_supported_context(sop_class_uid, STORAGE_SYNTAXES, scu_role=True, scp_role=True)
@@ -263,6 +275,24 @@ STORE_HANDLERS = [
 ]
 
 
+def build_worklist_ae() -> PacsAE:
+    """The AE of port ``PACS_MWL_PORT`` (3001): Verification, Modality Worklist FIND
+    [MWL-2] and Modality Performed Procedure Step [MWL-3], uncompressed syntaxes."""
+    ae = _pacs_ae()
+    ae.add_supported_context(ModalityWorklistInformationFind, DEFAULT_TRANSFER_SYNTAXES)
+    ae.add_supported_context(ModalityPerformedProcedureStep, DEFAULT_TRANSFER_SYNTAXES)
+    return ae
+
+
+WORKLIST_HANDLERS = [
+    (evt.EVT_C_ECHO, handle_echo),
+    (evt.EVT_C_FIND, handle_mwl_find),
+    (evt.EVT_N_CREATE, handle_n_create),
+    (evt.EVT_N_SET, handle_n_set),
+    (evt.EVT_REJECTED, _log_rejection),
+]
+
+
 def prepare_temp_folder() -> Path:
     """Point Python's temp files (where pynetdicom receives datasets) at the PACS temp
     folder, and fail loudly if it is not writable [STO-6]."""
@@ -280,14 +310,18 @@ def prepare_temp_folder() -> Path:
 class StoreServer:
     """One SCP process: serves associations in threads until :meth:`stop`."""
 
+    name = "DICOM SCP"
+    handlers = STORE_HANDLERS
+    build_ae = staticmethod(build_store_ae)
+
     def __init__(self, host: str, port: int, listen_fd: int | None = None) -> None:
         close_old_connections()
         self.temp_folder = prepare_temp_folder()
-        self.ae = build_store_ae()
+        self.ae = self.build_ae()
         self.server = self.ae.make_server(
             (host, port),
             ae_title=self.ae.ae_title,
-            evt_handlers=STORE_HANDLERS,
+            evt_handlers=self.handlers,
             server_class=PacsAssociationServer,
             request_handler=PacsRequestHandler,
             listen_fd=listen_fd,
@@ -306,7 +340,8 @@ class StoreServer:
     def start(self) -> None:
         self._thread.start()
         logger.info(
-            "DICOM SCP %s listening on port %s (temp folder %s)",
+            "%s %s listening on port %s (temp folder %s)",
+            self.name,
             self.ae.ae_title,
             self.port,
             self.temp_folder,
@@ -324,4 +359,12 @@ class StoreServer:
             assoc.abort()
         if remaining:
             logger.warning("Aborted %d association(s) still running at shutdown", len(remaining))
-        logger.info("DICOM SCP on port %s stopped", self.port)
+        logger.info("%s on port %s stopped", self.name, self.port)
+
+
+class WorklistServer(StoreServer):
+    """The MWL and MPPS SCP on ``PACS_MWL_PORT``, served by the same processes [MWL-2]."""
+
+    name = "MWL/MPPS SCP"
+    handlers = WORKLIST_HANDLERS
+    build_ae = staticmethod(build_worklist_ae)

@@ -44,3 +44,16 @@ IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900
 RETRIEVE_UNABLE_TO_PROCESS = 0xC000
 # Warning, sub-operations complete, one or more failures or warnings.
 RETRIEVE_SUBOPERATIONS_WARNING = 0xB000
+
+# PS3.4 F.7.2 and PS3.7 C.4, N-CREATE / N-SET of Modality Performed Procedure Step:
+# Failed, Invalid attribute value (a status N-CREATE or N-SET may not set).
+INVALID_ATTRIBUTE_VALUE = 0x0106
+# Failed, Processing failure; with MPPS: the performed step may no longer be updated
+# (it is COMPLETED or DISCONTINUED, F.7.2.2.2), or an unexpected error.
+PROCESSING_FAILURE = 0x0110
+# Failed, Duplicate SOP Instance (N-CREATE of an MPPS UID we have).
+DUPLICATE_SOP_INSTANCE = 0x0111
+# Failed, No such SOP Instance (N-SET of an MPPS UID we do not have).
+NO_SUCH_SOP_INSTANCE = 0x0112
+# Failed, Missing attribute (Performed Procedure Step Status).
+MISSING_ATTRIBUTE = 0x0120

@@ -39,6 +39,7 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from pacs.config import get_runtime_settings
 from pacs.dimse import status
+from pacs.outbox import EventKind, record_event
 from storages.exceptions import NoStorageAvailable
 from storages.models import Storage
 from storages.services import choose_storage
@@ -846,6 +847,8 @@ def _find_or_create_series(header: _Header, fields: dict, now) -> _SeriesIds:
         },
     )
     if created:
+        # In the transaction that creates the row: announced once, never for a rollback.
+        record_event(EventKind.NEW_SERIES, {"uid": header.series_instance_uid})
         locked = Study.objects.select_for_update().only("modalities_in_study").get(pk=study.pk)
         Study.objects.filter(pk=study.pk).update(
             number_of_series=F("number_of_series") + 1,
@@ -903,6 +906,7 @@ def _get_or_create_study(header: _Header, fields: dict, now) -> Study:
         },
     )
     if created:
+        record_event(EventKind.NEW_STUDY, {"uid": header.study_instance_uid})
         Patient.objects.filter(pk=patient.pk).update(number_of_studies=F("number_of_studies") + 1)
     return study
 
