@@ -112,14 +112,15 @@ def pacs_runtime_tx(transactional_db, tmp_path):
 
 
 @contextlib.contextmanager
-def running_scp():
-    """The store/query/retrieve SCP in this process on a free port, for network tests."""
+def running_scp(server_class=None):
+    """An SCP in this process on a free port, for network tests: the store/query/retrieve
+    one by default, or another ``StoreServer`` class (the worklist's)."""
     import tempfile
 
     from pacs.dimse.server import StoreServer
 
     previous_tempdir = tempfile.tempdir  # the SCP points temp files at the PACS temp folder
-    server = StoreServer("127.0.0.1", 0)
+    server = (server_class or StoreServer)("127.0.0.1", 0)
     server.start()
     try:
         yield server

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 
 import pytest
@@ -14,6 +13,7 @@ from tests.api.conftest import (  # noqa: F401  (shared API fixtures)
     api,
     user,
 )
+from tests.conftest import running_scp
 from tests.e2e.conftest import pacs_factory  # noqa: F401  (the whole-PACS fixture)
 from worklist import services
 from worklist.choices import StepStatus
@@ -65,18 +65,8 @@ def queries(corpus_dir):
     return corpus_dir / QUERIES
 
 
-@contextlib.contextmanager
 def running_worklist_scp():
-    """The MWL and MPPS SCP in this process on a free port (as ``running_scp`` for 3000)."""
-    import tempfile
-
+    """The MWL and MPPS SCP in this process on a free port."""
     from pacs.dimse.server import WorklistServer
 
-    previous_tempdir = tempfile.tempdir  # the SCP points temp files at the PACS temp folder
-    server = WorklistServer("127.0.0.1", 0)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop(drain_seconds=5)
-        tempfile.tempdir = previous_tempdir
+    return running_scp(WorklistServer)
