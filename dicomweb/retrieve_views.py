@@ -23,9 +23,22 @@ DICOM_JSON = "application/dicom+json"
 
 def dicomweb_root(request: Request) -> str:
     """The absolute URL of the DICOMweb root this request came through (``/dicomweb/`` on
-    the web port, ``/`` on the DICOMweb port), for BulkDataURIs."""
+    the web port, ``/`` on the DICOMweb port), for BulkDataURIs.
+
+    Some clients (dicomweb-client) send a Host header without the port; the URIs would
+    then point at port 80. When the Host has no port, no proxy says where the request
+    came from (X-Forwarded-Host / -Proto) and the server port is not the scheme's default,
+    the port the request arrived on is added."""
     path = request.path
-    return request.build_absolute_uri(path[: path.index("/studies/") + 1])
+    root = request.build_absolute_uri(path[: path.index("/studies/") + 1])
+    scheme, _, rest = root.partition("://")
+    host, _, root_path = rest.partition("/")
+    port = request.META.get("SERVER_PORT", "")
+    default_port = "443" if scheme == "https" else "80"
+    proxied = "HTTP_X_FORWARDED_HOST" in request.META or "HTTP_X_FORWARDED_PROTO" in request.META
+    if not proxied and port and port != default_port and not host.rpartition("]")[2].count(":"):
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}/{root_path}"
 
 
 class _RetrieveView(DicomwebView):
@@ -73,8 +86,9 @@ class FramesView(_RetrieveView):
 
 
 class BulkdataView(_RetrieveView):
-    """The value of a BulkDataURI of our metadata (PS3.18 10.4.1.1.6). Pixel data is sent
-    like all its frames; other values as one ``application/octet-stream`` part."""
+    """The value of a BulkDataURI of our metadata (PS3.18 10.4.1.1.6): native pixel data and
+    other values as one ``application/octet-stream`` part, encapsulated pixel data as one
+    part per frame in its image media type."""
 
     def get(self, request: Request, study: str, series: str, instance: str, tag_path: str):
         path = wado.parse_bulkdata_path(tag_path)
@@ -82,8 +96,7 @@ class BulkdataView(_RetrieveView):
         accept = request.headers.get("Accept", "")
         if len(path) == 1 and path[0] in wado.PIXEL_DATA_TAGS:
             choice = wado.negotiate_pixels(stored.transfer_syntax_uid, accept)
-            numbers = list(range(1, stored.number_of_frames + 1))
-            return multipart_response(wado.frame_parts(stored, numbers, choice), choice.media_type)
+            return multipart_response(wado.pixel_data_parts(stored, choice), choice.media_type)
         if not wado.accepts_octet_stream(accept):
             raise wado.not_acceptable("Bulk data is available as application/octet-stream.")
         value = wado.bulkdata_value(stored, path)

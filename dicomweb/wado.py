@@ -319,8 +319,11 @@ class FrameReader:
         self.path = path
         self.dataset = pydicom.dcmread(path, defer_size=1024, force=True)
         self.syntax = str(self.dataset.file_meta.get("TransferSyntaxUID", ""))
-        if "PixelData" not in self.dataset:
+        raw = self.dataset.get_item(0x7FE00010)
+        if raw is None:
             raise exceptions.NotFound("This instance has no pixel data.")
+        # Where the value starts in the file, while it is still a deferred raw element.
+        self._value_offset: int | None = getattr(raw, "value_tell", None)
         self.number_of_frames = int(self.dataset.get("NumberOfFrames", 1) or 1)
 
     def frame(self, number: int) -> bytes:
@@ -341,11 +344,12 @@ class FrameReader:
             )
         bits = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
         bits *= int(ds.BitsAllocated)
-        raw = ds.get_item(0x7FE00010)
         if bits % 8 == 0:
             size = bits // 8
+            if self._value_offset is None:
+                return ds.PixelData[index * size : (index + 1) * size]
             with self.path.open("rb") as handle:
-                handle.seek(raw.value_tell + index * size)
+                handle.seek(self._value_offset + index * size)
                 return handle.read(size)
         # 1-bit data: frames are packed end to end and need not start on a byte (PS3.5 8.1.1).
         import numpy as np
@@ -355,9 +359,10 @@ class FrameReader:
         return np.packbits(unpacked, bitorder="little").tobytes()
 
 
-def frame_parts(instance: Instance, numbers: list[int], choice: PixelChoice) -> list[Part]:
-    """The frames as parts, read now, before the response starts, so that a bad frame
-    number or a failed transcoding is still an error status."""
+def _pixel_parts(instance: Instance, numbers: list[int] | None, choice: PixelChoice) -> list[Part]:
+    """Frames `numbers` as parts, or the whole pixel data when `numbers` is None (one part
+    if native, one per frame if encapsulated). Read now, before the response starts, so
+    that a bad frame number or a failed transcoding is still an error status."""
     source = instance_path(instance)
     copy = None
     if choice.transcode_to is not None:
@@ -367,18 +372,31 @@ def frame_parts(instance: Instance, numbers: list[int], choice: PixelChoice) -> 
             raise exceptions.APIException(f"The pixel data cannot be converted: {exc}") from exc
     try:
         reader = FrameReader(copy or source)
+        content_type = f"{choice.media_type}; transfer-syntax={choice.transfer_syntax}"
+        if numbers is None:
+            if reader.syntax in NATIVE_TRANSFER_SYNTAXES:
+                return [Part(content_type, data=reader.dataset.PixelData)]
+            numbers = list(range(1, reader.number_of_frames + 1))
         missing = [n for n in numbers if n > reader.number_of_frames]
         if missing:
             raise exceptions.NotFound(
                 f"Frame {missing[0]} does not exist: the instance has "
                 f"{reader.number_of_frames} frame(s)."
             )
-        content_type = f"{choice.media_type}; transfer-syntax={choice.transfer_syntax}"
-        parts = [Part(content_type, data=reader.frame(n)) for n in numbers]
+        return [Part(content_type, data=reader.frame(n)) for n in numbers]
     finally:
         if copy is not None:
             copy.unlink(missing_ok=True)
-    return parts
+
+
+def frame_parts(instance: Instance, numbers: list[int], choice: PixelChoice) -> list[Part]:
+    """The frames `numbers` (1-based) of an instance, one part each, in the order asked."""
+    return _pixel_parts(instance, numbers, choice)
+
+
+def pixel_data_parts(instance: Instance, choice: PixelChoice) -> list[Part]:
+    """The Pixel Data bulk data: the whole native value, or every encapsulated frame."""
+    return _pixel_parts(instance, None, choice)
 
 
 # --- Bulk data (PS3.18 10.4.1.1.6) ---------------------------------------------------------

@@ -35,9 +35,11 @@ class Stored:
         return Instance.objects.get(sop_instance_uid=self.sop)
 
 
-def store_bytes(data: bytes, path: Path | None = None) -> Stored:
+def store_bytes(
+    data: bytes, path: Path | None = None, *, outcome: Outcome = Outcome.STORED
+) -> Stored:
     result = store_stream(io.BytesIO(data), origin=Origin(kind="import"))
-    assert result.outcome is Outcome.STORED, result
+    assert result.outcome is outcome, result
     instance = Instance.objects.select_related("series__study").get(
         sop_instance_uid=result.sop_instance_uid
     )
