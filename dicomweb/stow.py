@@ -173,14 +173,20 @@ def http_status(results: list[PartResult]) -> int:
 
 
 def _body_stream(request):
-    """The request body as a stream. Without Content-Length, a chunked body is read from the
-    WSGI input (gunicorn decodes the chunks)."""
-    django_request = request._request
-    if django_request.META.get("CONTENT_LENGTH"):
-        return django_request
-    if "chunked" in django_request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
-        return django_request.META["wsgi.input"]
-    raise exceptions.ParseError("The request has no body.")
+    """The request body as a stream. A chunked body (dicomweb-client sends large bodies so)
+    has no Content-Length: it is read from the WSGI input when the server decoded the
+    chunks (``wsgi.input_terminated``: gunicorn does)."""
+    meta = request._request.META
+    if meta.get("CONTENT_LENGTH"):
+        return request._request
+    if (
+        meta.get("wsgi.input_terminated")
+        and "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+    ):
+        return meta["wsgi.input"]
+    raise exceptions.ParseError(
+        "The request has no body (or a chunked one this server cannot read)."
+    )
 
 
 def store(request, study_uid: str | None = None) -> HttpResponse:

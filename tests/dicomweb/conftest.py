@@ -64,10 +64,12 @@ def live_user(live_pacs, django_user_model):
 
 @pytest.fixture
 def dicomweb(live_pacs, live_user) -> DICOMwebClient:
-    """dicomweb-client logged in with HTTP Basic as a console user."""
+    """dicomweb-client logged in with HTTP Basic as a console user. Bodies are sent with a
+    Content-Length: the client chunks bodies over ``chunk_size``, which Django's test server
+    cannot read (gunicorn can)."""
     session = requests.Session()
     session.auth = (live_user.username, PASSWORD)
-    return DICOMwebClient(url=live_pacs, session=session)
+    return DICOMwebClient(url=live_pacs, session=session, chunk_size=2**31)
 
 
 def part10_bytes(ds: Dataset) -> bytes:
