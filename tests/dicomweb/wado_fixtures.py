@@ -9,6 +9,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 from pydicom.dataset import Dataset
@@ -70,6 +71,9 @@ def store_series(count: int, *, study_uid: str | None = None, pixels: int = 16) 
     for number in range(1, count + 1):
         ds = make_dataset(study_uid=study_uid, series_uid=series_uid, pixels=pixels)
         ds.InstanceNumber = number
+        # Pixels that differ between instances: HU -74..181 for the first, brighter after.
+        values = np.arange(pixels * pixels).reshape(pixels, pixels) % 256 + 800 + 150 * number
+        ds.PixelData = values.astype("<u2").tobytes()
         ds.WindowCenter = 40
         ds.WindowWidth = 400
         ds.RescaleSlope = 1
@@ -119,3 +123,16 @@ def multipart_parts(response: requests.Response) -> list[tuple[dict[str, str], b
             headers[name.strip().lower()] = value.strip()
         parts.append((headers, content))
     return parts
+
+
+def windowed(values: np.ndarray, center: float, width: float) -> np.ndarray:
+    """PS3.3 C.11.2.1.2.1, written out as the standard does, to 8 bits."""
+    out = np.empty(values.shape)
+    for index, x in np.ndenumerate(values.astype(float)):
+        if x <= center - 0.5 - (width - 1) / 2:
+            out[index] = 0
+        elif x > center - 0.5 + (width - 1) / 2:
+            out[index] = 255
+        else:
+            out[index] = ((x - (center - 0.5)) / (width - 1) + 0.5) * 255
+    return out
