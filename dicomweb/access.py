@@ -96,6 +96,24 @@ class MayUpload(_WadoDevicePermission):
     service = "STOW-RS"
 
 
+def absolute_url(request, path: str) -> str:
+    """``request.build_absolute_uri(path)`` for URLs handed to clients (RetrieveURL).
+
+    dicomweb-client sends a Host header without the port; the URL would then point at port
+    80. When the Host has no port, no proxy says where the request came from
+    (X-Forwarded-Host / -Proto) and the request arrived on a port that is not the scheme's
+    default, that port is added."""
+    url = request.build_absolute_uri(path)
+    scheme, _, rest = url.partition("://")
+    host, slash, tail = rest.partition("/")
+    port = request.META.get("SERVER_PORT", "")
+    default_port = "443" if scheme == "https" else "80"
+    proxied = "HTTP_X_FORWARDED_HOST" in request.META or "HTTP_X_FORWARDED_PROTO" in request.META
+    if not proxied and port and port != default_port and ":" not in host.rpartition("]")[2]:
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}{slash}{tail}"
+
+
 class DicomwebView(APIView):
     """Base of every DICOMweb view.
 

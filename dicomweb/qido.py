@@ -20,7 +20,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from rest_framework import exceptions
 
-from dicomweb.access import DicomwebView, MayFind
+from dicomweb.access import DicomwebView, MayFind, absolute_url
 from studies.matching import KEYS, InvalidIdentifier, Level
 from studies.models import Series, Study
 from studies.query import find
@@ -257,7 +257,7 @@ def dicomweb_root(request) -> str:
     """The absolute URL of the DICOMweb root this request came in on (``/dicomweb/`` on
     the web port, ``/`` on the DICOMweb port), ending in a slash."""
     studies = reverse("dicomweb-studies")
-    return request.build_absolute_uri(studies[: -len("studies")])
+    return absolute_url(request, studies[: -len("studies")])
 
 
 def retrieve_url(root: str, response: Dataset, level: Level) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 import requests
 
+from tests.ops.test_run_script import run_script  # noqa: F401 (the fixture)
+
 pytestmark = pytest.mark.usefixtures("pacs_runtime")
 JSON = {"HTTP_ACCEPT": "application/dicom+json"}
 
@@ -28,6 +30,17 @@ def test_retrieve_urls_on_the_dicomweb_port_point_at_its_root(api, ports, indexe
     [first, *_] = api.get("/studies", SERVER_PORT="8010", HTTP_HOST="pacs:8010", **JSON).json()
     uid = first["0020000D"]["Value"][0]
     assert first["00081190"]["Value"] == [f"http://pacs:8010/studies/{uid}"]
+
+
+def test_retrieve_urls_keep_the_port_when_the_host_header_drops_it(api, ports, indexed_corpus):
+    # dicomweb-client sends "Host: pacs" without the port.
+    [first, *_] = api.get("/studies", SERVER_PORT="8010", HTTP_HOST="pacs", **JSON).json()
+    assert first["00081190"]["Value"][0].startswith("http://pacs:8010/studies/")
+    # Behind a proxy the public host is the proxy's business.
+    [proxied, *_] = api.get(
+        "/studies", SERVER_PORT="8010", HTTP_HOST="pacs", HTTP_X_FORWARDED_PROTO="https", **JSON
+    ).json()
+    assert proxied["00081190"]["Value"][0].startswith("http://pacs/studies/")
 
 
 def test_the_console_and_api_are_not_served_on_the_dicomweb_port(api, ports):
@@ -64,3 +77,48 @@ def test_a_live_server_on_the_dicomweb_port_answers_dicomweb_clients(
     client = DICOMwebClient(url=live_server.url, session=session)
     assert client.search_for_studies() == []
     assert requests.get(f"{live_server.url}/api/studies/", auth=session.auth).status_code == 404
+
+
+def test_scripts_run_serves_dicomweb_on_both_ports_through_gunicorn(run_script):  # noqa: F811
+    """The real deployment: gunicorn bound by scripts/run to the web port and the DICOMweb
+    port. dicomweb-client with its defaults sends a body over 1 MB chunked, which gunicorn
+    decodes for STOW-RS."""
+    from dicomweb_client.api import DICOMwebClient
+
+    from tests.dicom_helpers import make_dataset
+    from tests.ops.test_run_script import ADMIN_PASSWORD, port_open, wait_until
+
+    pacs = run_script()
+    pacs.start()
+    pacs.wait_ready()
+    wait_until(lambda: port_open(pacs.dicomweb_port), 60, "DICOMweb port not listening")
+    assert f"http://localhost:{pacs.dicomweb_port}/" in pacs.log()
+
+    session = requests.Session()
+    session.auth = ("admin", ADMIN_PASSWORD)
+    at_root = DICOMwebClient(url=f"http://127.0.0.1:{pacs.dicomweb_port}", session=session)
+    under_prefix = DICOMwebClient(
+        url=f"http://127.0.0.1:{pacs.http_port}/dicomweb", session=session
+    )
+    ds = make_dataset(patient_id="RUN-DICOMWEB", pixels=768)  # 1.2 MB: sent chunked
+    ds.preamble = b"\0" * 128
+    stored = at_root.store_instances([ds])
+    assert stored.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == ds.SOPInstanceUID
+    for client, root in (
+        (at_root, f"http://127.0.0.1:{pacs.dicomweb_port}/"),
+        (under_prefix, f"http://127.0.0.1:{pacs.http_port}/dicomweb/"),
+    ):
+        [study] = client.search_for_studies(search_filters={"PatientID": "RUN-DICOMWEB"})
+        assert study["00081190"]["Value"] == [f"{root}studies/{ds.StudyInstanceUID}"]
+    api_on_dicomweb_port = session.get(f"http://127.0.0.1:{pacs.dicomweb_port}/api/studies/")
+    assert api_on_dicomweb_port.status_code == 404
+
+
+def test_scripts_run_binds_no_dicomweb_port_when_disabled(run_script):  # noqa: F811
+    from tests.ops.test_run_script import port_open
+
+    pacs = run_script(PACS_DICOMWEB_ENABLED="false")
+    pacs.start()
+    pacs.wait_ready()
+    assert not port_open(pacs.dicomweb_port)
+    assert "its own port is off" in pacs.log()
