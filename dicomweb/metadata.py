@@ -128,13 +128,9 @@ def _compute_missing(instance_ids: list[int]) -> dict[int, str]:
 
 
 def cached_documents(instances: QuerySet[Instance]) -> list[str]:
-    """The JSON texts of `instances` in series and instance order: cached ones in one query,
-    the rest computed (only those files are read) and cached."""
-    rows = list(
-        instances.order_by(
-            "series__series_number", "series_id", "instance_number", "id"
-        ).values_list("pk", "dicomweb_metadata__document")
-    )
+    """The JSON texts of `instances`, in their order: cached ones in one query, the rest
+    computed (only those files are read) and cached."""
+    rows = list(instances.values_list("pk", "dicomweb_metadata__document"))
     missing = [pk for pk, document in rows if document is None]
     computed = _compute_missing(missing) if missing else {}
     return [document or computed[pk] for pk, document in rows if document or pk in computed]

@@ -15,7 +15,6 @@ from dicomweb.access import DicomwebView, MayDownload
 from dicomweb.metadata import cached_documents, metadata_body
 from dicomweb.multipart_response import Part, multipart_response
 from studies import rendering
-from studies.models import Instance
 from studies.services.ingest import temp_folder
 
 DICOM_JSON = "application/dicom+json"
@@ -62,12 +61,14 @@ class MetadataView(_RetrieveView):
         if not any(r.accepts(DICOM_JSON) or r.media_type == "application/json" for r in accept):
             raise wado.not_acceptable("Metadata is available as application/dicom+json.")
         documents = cached_documents(wado.instances_of(study, series, instance))
+        if not documents:
+            raise wado.not_found(series, instance)
         return HttpResponse(
             metadata_body(documents, dicomweb_root(request)), content_type=DICOM_JSON
         )
 
 
-def _one_instance(study: str, series: str, instance: str) -> Instance:
+def _one_instance(study: str, series: str, instance: str) -> wado.StoredInstance:
     return wado.select_instances(study, series, instance)[0]
 
 
@@ -135,10 +136,12 @@ def render_options(request: Request, *, thumbnail: bool = False) -> rendering.Re
     return rendering.RenderOptions(media_type, window, viewport, quality)
 
 
-def render(instance: Instance, frame_number: int, options: rendering.RenderOptions) -> bytes:
+def render(
+    instance: wado.StoredInstance, frame_number: int, options: rendering.RenderOptions
+) -> bytes:
     try:
         return rendering.render_file(
-            wado.instance_path(instance),
+            instance.path,
             instance.transfer_syntax_uid,
             frame_number,
             options,
@@ -150,14 +153,14 @@ def render(instance: Instance, frame_number: int, options: rendering.RenderOptio
         raise exceptions.NotFound(str(exc)) from exc
 
 
-def image_instances(instances: list[Instance]) -> list[Instance]:
+def image_instances(instances: list[wado.StoredInstance]) -> list[wado.StoredInstance]:
     images = [instance for instance in instances if instance.rows]
     if not images:
         raise exceptions.NotFound("No image to render here.")
     return images
 
 
-def _rendered_parts(instances: list[Instance], options) -> Iterator[Part]:
+def _rendered_parts(instances: list[wado.StoredInstance], options) -> Iterator[Part]:
     for instance in instances:
         try:
             data = render(instance, 1, options)

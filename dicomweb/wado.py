@@ -140,31 +140,54 @@ def instances_of(
     study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None
 ) -> QuerySet[Instance]:
     """The stored instances of a study, series or instance (the UIDs of the path must belong
-    together); 404 (JSON) when there are none."""
+    together), in series and instance order."""
     queryset = Instance.objects.filter(series__study__study_instance_uid=study_uid)
     if series_uid is not None:
         queryset = queryset.filter(series__series_instance_uid=series_uid)
     if sop_instance_uid is not None:
         queryset = queryset.filter(sop_instance_uid=sop_instance_uid)
-    if not queryset.exists():
-        level = "instance" if sop_instance_uid else "series" if series_uid is not None else "study"
-        raise exceptions.NotFound(f"No such {level}.")
-    return queryset
+    return queryset.order_by("series__series_number", "series_id", "instance_number", "id")
+
+
+def not_found(series_uid: str | None, sop_instance_uid: str | None) -> exceptions.NotFound:
+    level = "instance" if sop_instance_uid else "series" if series_uid is not None else "study"
+    return exceptions.NotFound(f"No such {level}.")
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    """What retrieval needs of an instance: read as plain values, not model objects, so that
+    a study of thousands of instances costs one light query."""
+
+    pk: int
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+    number_of_frames: int
+    rows: int | None
+    path: Path
 
 
 def select_instances(
     study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None
-) -> list[Instance]:
-    """As :func:`instances_of`, with their storage, in series and instance order."""
-    return list(
-        instances_of(study_uid, series_uid, sop_instance_uid)
-        .select_related("storage", "series__study")
-        .order_by("series__series_number", "series_id", "instance_number", "id")
+) -> list[StoredInstance]:
+    """The instances of a study, series or instance and their files; 404 (JSON) when there
+    are none."""
+    rows = instances_of(study_uid, series_uid, sop_instance_uid).values_list(
+        "pk",
+        "sop_instance_uid",
+        "transfer_syntax_uid",
+        "number_of_frames",
+        "rows",
+        "storage__path",
+        "relative_path",
     )
-
-
-def instance_path(instance: Instance) -> Path:
-    return Path(instance.storage.path) / instance.relative_path
+    instances = [
+        StoredInstance(pk, uid, syntax, frames, n_rows, Path(folder, relative))
+        for pk, uid, syntax, frames, n_rows, folder, relative in rows
+    ]
+    if not instances:
+        raise not_found(series_uid, sop_instance_uid)
+    return instances
 
 
 # --- Transfer syntax of DICOM instances (PS3.18 8.7.3.5) -----------------------------------
@@ -197,7 +220,9 @@ def choose_syntax(stored: str, accepted: list[str]) -> str | None:
     return next((target for target in accepted if can_transcode(stored, target)), None)
 
 
-def negotiate_dicom(instances: list[Instance], accept: str) -> list[tuple[Instance, str]]:
+def negotiate_dicom(
+    instances: list[StoredInstance], accept: str
+) -> list[tuple[StoredInstance, str]]:
     """Each instance with the syntax it goes out in; 406 when one of them has none."""
     accepted = accepted_dicom_syntaxes(parse_accept(accept))
     if not accepted:
@@ -218,12 +243,28 @@ def negotiate_dicom(instances: list[Instance], accept: str) -> list[tuple[Instan
     return chosen
 
 
-def dicom_parts(chosen: list[tuple[Instance, str]]) -> Iterator[Part]:
+def dicom_parts(chosen: list[tuple[StoredInstance, str]]) -> list[Part] | Iterator[Part]:
+    """The body parts of a retrieve: a list of the stored files when none needs transcoding
+    (so the response length is known; missing files are logged and left out now), else
+    a generator that transcodes each instance just before it is sent."""
+    if all(syntax == instance.transfer_syntax_uid for instance, syntax in chosen):
+        parts = []
+        for instance, syntax in chosen:
+            path = instance.path
+            if path.is_file():
+                parts.append(Part(f"{DICOM}; transfer-syntax={syntax}", path=path))
+            else:
+                logger.error("WADO-RS: file of instance %s is missing: %s", instance.pk, path)
+        return parts
+    return _parts_transcoded_on_the_way(chosen)
+
+
+def _parts_transcoded_on_the_way(chosen: list[tuple[StoredInstance, str]]) -> Iterator[Part]:
     """The body parts of a retrieve: stored files as they are, others transcoded one at a
     time just before they are sent. The response headers are gone by then, so an instance
     that fails to transcode or whose file is missing is logged and left out."""
     for instance, syntax in chosen:
-        path = instance_path(instance)
+        path = instance.path
         content_type = f"{DICOM}; transfer-syntax={syntax}"
         if syntax == instance.transfer_syntax_uid:
             if not path.is_file():
@@ -359,11 +400,13 @@ class FrameReader:
         return np.packbits(unpacked, bitorder="little").tobytes()
 
 
-def _pixel_parts(instance: Instance, numbers: list[int] | None, choice: PixelChoice) -> list[Part]:
+def _pixel_parts(
+    instance: StoredInstance, numbers: list[int] | None, choice: PixelChoice
+) -> list[Part]:
     """Frames `numbers` as parts, or the whole pixel data when `numbers` is None (one part
     if native, one per frame if encapsulated). Read now, before the response starts, so
     that a bad frame number or a failed transcoding is still an error status."""
-    source = instance_path(instance)
+    source = instance.path
     copy = None
     if choice.transcode_to is not None:
         try:
@@ -389,12 +432,12 @@ def _pixel_parts(instance: Instance, numbers: list[int] | None, choice: PixelCho
             copy.unlink(missing_ok=True)
 
 
-def frame_parts(instance: Instance, numbers: list[int], choice: PixelChoice) -> list[Part]:
+def frame_parts(instance: StoredInstance, numbers: list[int], choice: PixelChoice) -> list[Part]:
     """The frames `numbers` (1-based) of an instance, one part each, in the order asked."""
     return _pixel_parts(instance, numbers, choice)
 
 
-def pixel_data_parts(instance: Instance, choice: PixelChoice) -> list[Part]:
+def pixel_data_parts(instance: StoredInstance, choice: PixelChoice) -> list[Part]:
     """The Pixel Data bulk data: the whole native value, or every encapsulated frame."""
     return _pixel_parts(instance, None, choice)
 
@@ -426,10 +469,10 @@ def parse_bulkdata_path(text: str) -> list[int | str]:
     return path
 
 
-def bulkdata_value(instance: Instance, tag_path: list[int | str]) -> bytes:
+def bulkdata_value(instance: StoredInstance, tag_path: list[int | str]) -> bytes:
     """The value bytes of the element at `tag_path`, little endian (a big endian file is
     converted by the transcoding workers first, PS3.18 8.7.3.3.2)."""
-    source = instance_path(instance)
+    source = instance.path
     copy = None
     if instance.transfer_syntax_uid == EXPLICIT_VR_BIG_ENDIAN:
         try:

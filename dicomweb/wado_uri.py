@@ -15,7 +15,6 @@ from dicomweb import wado
 from dicomweb.access import DicomwebView, MayDownload
 from dicomweb.retrieve_views import render
 from studies import rendering
-from studies.models import Instance
 from studies.rendering import transcoded_copy
 from studies.services.ingest import temp_folder
 from studies.transcoding import EXPLICIT_VR_LITTLE_ENDIAN, TranscodeError
@@ -27,7 +26,7 @@ def _invalid(parameter: str, message: str) -> exceptions.ValidationError:
     return exceptions.ValidationError({parameter: [message]})
 
 
-def _content_type(params, instance: Instance) -> str:
+def _content_type(params, instance: wado.StoredInstance) -> str:
     """The first supported type of the ``contentType`` list (PS3.18 9.1.2.1.3)."""
     if "contentType" not in params:
         return rendering.JPEG if instance.rows else wado.DICOM
@@ -42,7 +41,7 @@ def _content_type(params, instance: Instance) -> str:
     )
 
 
-def _dicom_response(instance: Instance, params) -> FileResponse:
+def _dicom_response(instance: wado.StoredInstance, params) -> FileResponse:
     requested = params.get("transferSyntax", EXPLICIT_VR_LITTLE_ENDIAN).strip()
     syntax = wado.choose_syntax(instance.transfer_syntax_uid, [requested])
     if syntax is None:
@@ -50,7 +49,7 @@ def _dicom_response(instance: Instance, params) -> FileResponse:
             f"The instance is stored in {instance.transfer_syntax_uid} and cannot be "
             f"converted to {requested}; transferSyntax=* sends it as stored."
         )
-    path = wado.instance_path(instance)
+    path = instance.path
     if syntax != instance.transfer_syntax_uid:
         try:
             path = transcoded_copy(path, syntax, temp_folder())

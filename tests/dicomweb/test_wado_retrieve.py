@@ -12,7 +12,13 @@ import pydicom
 import pytest
 
 from tests.dicomweb import wado_fixtures
-from tests.dicomweb.wado_fixtures import corpus_rows, multipart_parts, store_file, store_series
+from tests.dicomweb.wado_fixtures import (
+    corpus_rows,
+    multipart_parts,
+    multipart_parts_of,
+    store_file,
+    store_series,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 web = wado_fixtures.web
@@ -163,13 +169,31 @@ def test_an_unsupported_transfer_syntax_is_406_with_a_json_reason(web, live_pacs
         assert "message" in response.json()
 
 
-def test_retrieval_is_streamed_in_chunks(web, live_pacs):
+def test_retrieval_as_stored_is_streamed_with_its_exact_length(web, live_pacs):
     series = store_series(3, pixels=512)
     response = web.get(
         f"{web.root}/studies/{series[0].study}",
         headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
         stream=True,
     )
+    body = b"".join(response.iter_content(chunk_size=None))
+    assert int(response.headers["Content-Length"]) == len(body) > 3 * 512 * 512 * 2
+    assert [content for _, content in multipart_parts_of(response, body)] == [
+        item.data for item in series
+    ]
+
+
+def test_transcoded_retrieval_is_streamed_chunked(web, live_pacs):
+    series = store_series(2, pixels=512)
+    response = web.get(
+        f"{web.root}/studies/{series[0].study}",
+        headers={"Accept": f'multipart/related; type="application/dicom"; transfer-syntax={RLE}'},
+        stream=True,
+    )
     assert "Content-Length" not in response.headers
     chunks = list(response.iter_content(chunk_size=None))
-    assert sum(map(len, chunks)) > 3 * 512 * 512 * 2
+    parts = multipart_parts_of(response, b"".join(chunks))
+    assert [pydicom.dcmread(io.BytesIO(c)).file_meta.TransferSyntaxUID for _, c in parts] == [
+        RLE,
+        RLE,
+    ]

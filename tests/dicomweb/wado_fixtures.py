@@ -102,6 +102,13 @@ def web(live_pacs, live_user) -> requests.Session:
 def multipart_parts(response: requests.Response) -> list[tuple[dict[str, str], bytes]]:
     """The parts of a multipart/related response: (headers, content) each, parsed here
     independently of the server's writer (RFC 2046 5.1.1)."""
+    return multipart_parts_of(response, response.content)
+
+
+def multipart_parts_of(
+    response: requests.Response, body: bytes
+) -> list[tuple[dict[str, str], bytes]]:
+    """As multipart_parts, for a body already read (a streamed response)."""
     content_type = response.headers["Content-Type"]
     assert content_type.startswith("multipart/related"), content_type
     boundary = next(
@@ -109,7 +116,6 @@ def multipart_parts(response: requests.Response) -> list[tuple[dict[str, str], b
         for item in (piece.strip() for piece in content_type.split(";"))
         if item.startswith("boundary=")
     ).encode()
-    body = response.content
     assert body.startswith(b"--" + boundary + b"\r\n")
     assert body.rstrip(b"\r\n").endswith(b"--" + boundary + b"--")
     pieces = body.split(b"\r\n--" + boundary)
