@@ -75,3 +75,6 @@ def test_store_instances_into_a_study_with_the_public_client_api(dicomweb):
     )
     assert retrieved.SOPInstanceUID == datasets[0].SOPInstanceUID
     assert retrieved.PixelData == datasets[0].PixelData
+    # GET /studies/{study} (the route STOW-RS shares) is the WADO-RS study retrieval.
+    whole_study = dicomweb.retrieve_study(study_uid)
+    assert {ds.SOPInstanceUID for ds in whole_study} == {ds.SOPInstanceUID for ds in datasets}
