@@ -29,7 +29,6 @@ from studies.query import find
 MAX_RESULTS = 1000
 MEDIA_TYPES = ("application/dicom+json", "application/json")
 _TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
-_CONTROL_PARAMETERS = frozenset({"includefield", "limit", "offset", "fuzzymatching"})
 
 # Attributes returned by default, PS3.18 10.6.3.3.1 (Tables 10.6.3-3 to -5), as far as the
 # index holds them; StudyDescription too, which every viewer shows.
@@ -182,7 +181,10 @@ def parse_search(params, resource: Resource, path_uids: dict[str, str]) -> Searc
                 raise exceptions.ValidationError({name: ["Must be true or false."]})
             search.fuzzy = values[-1].lower() == "true"
         else:
-            matching.setdefault(keyword_of(name), []).extend(values)
+            keyword = keyword_of(name)
+            if keyword == "QueryRetrieveLevel":  # the resource sets the level
+                raise exceptions.ValidationError({name: ["Not a QIDO-RS matching key."]})
+            matching.setdefault(keyword, []).extend(values)
     if include_all:
         levels = _LEVELS_AT_OR_ABOVE[resource.level]
         returned += [key.keyword for key in KEYS.values() if key.level in levels]

@@ -215,6 +215,8 @@ def test_an_unknown_target_study_or_series_is_404(api, indexed_corpus, path):
         ({"fuzzymatching": "perhaps"}, "fuzzymatching"),
         ({"includefield": "NotAnAttribute"}, "NotAnAttribute"),
         ({"00101002.00100020": "x"}, "00101002.00100020"),
+        ({"QueryRetrieveLevel": "PATIENT"}, "QueryRetrieveLevel"),
+        ({"ReferencedStudySequence": "x"}, "ReferencedStudySequence"),
     ],
 )
 def test_bad_query_parameters_are_400_with_the_field_named(api, indexed_corpus, params, field):
