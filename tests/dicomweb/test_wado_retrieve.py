@@ -197,3 +197,18 @@ def test_transcoded_retrieval_is_streamed_chunked(web, live_pacs):
         RLE,
         RLE,
     ]
+
+
+def test_every_stored_corpus_image_is_decodable_in_explicit_little_endian(dicomweb, stored_corpus):
+    explicit = (("application/dicom", EXPLICIT),)
+    for item in stored_corpus.values():
+        original = pydicom.dcmread(item.path)
+        if "PixelData" not in original:
+            continue
+        ds = dicomweb.retrieve_instance(item.study, item.series, item.sop, media_types=explicit)
+        assert ds.file_meta.TransferSyntaxUID == EXPLICIT, item.path
+        assert ds.SOPInstanceUID == item.sop
+        if original.file_meta.TransferSyntaxUID in (EXPLICIT, "1.2.840.10008.1.2"):
+            assert ds.PixelData == original.PixelData, item.path
+        else:
+            assert ds.pixel_array.shape == original.pixel_array.shape, item.path
