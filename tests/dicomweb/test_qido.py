@@ -239,3 +239,17 @@ def test_the_response_values_round_trip_to_what_the_files_hold(api, indexed_corp
     assert ds.PatientID == source.PatientID
     assert ds.StudyDate == source.StudyDate
     assert ds.PatientName == source.PatientName
+
+
+def test_names_in_other_scripts_are_matched_and_returned_as_unicode(api, pacs_runtime):
+    import io
+
+    from studies.services import Origin, store_stream
+    from tests.dicom_helpers import make_dataset
+    from tests.dicomweb.conftest import part10_bytes
+
+    ds = make_dataset(patient_name="Иванов^Пётр", charset="ISO_IR 144", patient_id="CYR-1")
+    store_stream(io.BytesIO(part10_bytes(ds)), origin=Origin("import"))
+    [item] = qido(api, "studies", PatientName="иванов*").json()
+    assert item["00100010"]["Value"] == [{"Alphabetic": "Иванов^Пётр"}]
+    assert Dataset.from_json(item).PatientName == "Иванов^Пётр"
