@@ -73,12 +73,16 @@ def _spool(part) -> Path:
     return path
 
 
-def _study_of(path: Path) -> str | None:
+def _uids_of(path: Path) -> tuple[str, str, str] | None:
+    """(StudyInstanceUID, SOPClassUID, SOPInstanceUID) of a spooled part, None when it cannot
+    be read (the ingest service then says why)."""
+    keywords = ("StudyInstanceUID", "SOPClassUID", "SOPInstanceUID")
     try:
-        ds = dcmread(path, stop_before_pixels=True, specific_tags=["StudyInstanceUID"], force=True)
-        return str(ds.get("StudyInstanceUID", "") or "").strip() or None
-    except Exception:  # unreadable: the ingest service says why
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=list(keywords), force=True)
+        study, sop_class, sop_instance = (str(ds.get(kw, "") or "").strip() for kw in keywords)
+    except Exception:  # pydicom raises many types on corrupt input
         return None
+    return (study, sop_class, sop_instance) if study else None
 
 
 def store_part(
@@ -100,14 +104,15 @@ def store_part(
         part.drain()
         return PartResult(False, failure_reason=OUT_OF_RESOURCES, reason=f"temp folder: {exc}")
     try:
-        if study_uid is not None:
-            found = _study_of(path)
-            if found is not None and found != study_uid:
-                return PartResult(
-                    False,
-                    failure_reason=DATA_SET_DOES_NOT_MATCH,
-                    reason=f"part {number} belongs to another study than the target study",
-                )
+        uids = _uids_of(path) if study_uid is not None else None
+        if uids is not None and uids[0] != study_uid:
+            return PartResult(
+                False,
+                sop_class_uid=uids[1],
+                sop_instance_uid=uids[2],
+                failure_reason=DATA_SET_DOES_NOT_MATCH,
+                reason=f"part {number} belongs to another study than the target study",
+            )
         result = store_instance(path, origin=origin)
     finally:
         path.unlink(missing_ok=True)

@@ -78,6 +78,8 @@ def test_storing_into_a_study_refuses_instances_of_another_study(api, pacs_runti
     ]
     [failed] = result.FailedSOPSequence
     assert failed.FailureReason == DATA_SET_DOES_NOT_MATCH
+    assert failed.ReferencedSOPInstanceUID == theirs.SOPInstanceUID
+    assert failed.ReferencedSOPClassUID == theirs.SOPClassUID
     assert "another study" in response["Warning"]
     assert list(Instance.objects.values_list("sop_instance_uid", flat=True)) == [
         ours.SOPInstanceUID
