@@ -10,8 +10,12 @@ JSON error body.
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
+import secrets
+import time
 
+from django.contrib.auth import get_user_model
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
@@ -25,8 +29,39 @@ from pacs.api.authentication import (
 )
 from pacs.api.negotiation import IgnoreAcceptNegotiation
 
+
+class RememberedBasicAuthentication(authentication.BasicAuthentication):
+    """HTTP Basic with a console login, the password check remembered for a minute.
+
+    A viewer sends its Basic credentials with every request (study list, metadata, each
+    frame), and each check costs a deliberately slow password hash (~400 ms of CPU here).
+    A successful check is remembered per process under an HMAC of the credentials (with a
+    random per-process key), for ``REMEMBER_SECONDS``, and only while the user is active and
+    the stored password hash is the one that was checked: a password change or a deactivation
+    ends it at once. Failed checks are never remembered."""
+
+    REMEMBER_SECONDS = 60
+    _MAX_ENTRIES = 1024
+    _key = secrets.token_bytes(32)
+    _checked: dict[bytes, tuple[float, int, str]] = {}  # digest -> (until, user pk, hash)
+
+    def authenticate_credentials(self, userid, password, request=None):
+        digest = hmac.new(self._key, f"{userid}\0{password}".encode(), "sha256").digest()
+        now = time.monotonic()
+        remembered = self._checked.get(digest)
+        if remembered is not None and remembered[0] > now:
+            user = get_user_model().objects.filter(pk=remembered[1], is_active=True).first()
+            if user is not None and user.password == remembered[2]:
+                return user, None
+        user, auth = super().authenticate_credentials(userid, password, request)
+        if len(self._checked) >= self._MAX_ENTRIES:
+            self._checked.clear()
+        self._checked[digest] = (now + self.REMEMBER_SECONDS, user.pk, user.password)
+        return user, auth
+
+
 DICOMWEB_AUTHENTICATION_CLASSES = [
-    authentication.BasicAuthentication,
+    RememberedBasicAuthentication,
     CsrfSessionAuthentication,
     MasterCookieAuthentication,
 ]

@@ -25,6 +25,15 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _forget_remembered_basic_logins():
+    from dicomweb.access import RememberedBasicAuthentication
+
+    RememberedBasicAuthentication._checked.clear()
+    yield
+    RememberedBasicAuthentication._checked.clear()
+
+
 @pytest.fixture
 def user(django_user_model):
     return django_user_model.objects.create_user(username="operator", password=PASSWORD)

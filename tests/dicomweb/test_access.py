@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.hashers import MD5PasswordHasher
 from rest_framework.test import APIClient
 
 from devices.models import WadoDevice
@@ -149,3 +150,45 @@ def test_a_wrong_master_cookie_is_401(anonymous):
     reconfigure(master_cookie=uuid.uuid4())
     anonymous.cookies[settings.PACS_MASTER_COOKIE_NAME] = str(uuid.uuid4())
     assert qido(anonymous).status_code == 401
+
+
+class CountingHasher(MD5PasswordHasher):
+    """The MD5 test hasher, counting the password checks."""
+
+    checks = 0
+
+    def verify(self, password, encoded):
+        CountingHasher.checks += 1
+        return super().verify(password, encoded)
+
+
+def basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def test_a_basic_login_is_checked_once_then_remembered(anonymous, user, settings):
+    settings.PASSWORD_HASHERS = ["tests.dicomweb.test_access.CountingHasher"]
+    CountingHasher.checks = 0
+    for _ in range(5):
+        assert qido(anonymous, HTTP_AUTHORIZATION=basic(user.username, PASSWORD)).status_code == 200
+    assert CountingHasher.checks == 1
+    for _ in range(2):  # a wrong password is checked (and refused) every time
+        assert qido(anonymous, HTTP_AUTHORIZATION=basic(user.username, "wrong")).status_code == 401
+    assert CountingHasher.checks == 3
+
+
+def test_a_remembered_basic_login_ends_with_a_password_change_or_deactivation(anonymous, user):
+    assert qido(anonymous, HTTP_AUTHORIZATION=basic(user.username, PASSWORD)).status_code == 200
+    user.set_password("a new password")
+    user.save()
+    assert qido(anonymous, HTTP_AUTHORIZATION=basic(user.username, PASSWORD)).status_code == 401
+    assert (
+        qido(anonymous, HTTP_AUTHORIZATION=basic(user.username, "a new password")).status_code
+        == 200
+    )
+    user.is_active = False
+    user.save()
+    assert (
+        qido(anonymous, HTTP_AUTHORIZATION=basic(user.username, "a new password")).status_code
+        == 401
+    )
