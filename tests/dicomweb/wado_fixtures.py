@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,13 +91,25 @@ def corpus_rows(corpus_dir: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture
-def web(live_pacs, live_user) -> requests.Session:
+def web(live_pacs, live_user) -> Iterator[requests.Session]:
     """A plain HTTP session logged in with Basic as a console user; `web.root` is the
     DICOMweb root URL."""
     session = requests.Session()
     session.auth = (live_user.username, PASSWORD)
     session.root = live_pacs  # type: ignore[attr-defined]
-    return session
+    yield session
+    # Keep-alive connections hold a server thread, and its database connection, open: the
+    # test database could not be dropped.
+    session.close()
+
+
+@pytest.fixture(autouse=True)
+def close_client_sessions(request):
+    """Close the dicomweb-client's HTTP session after each test (see `web`)."""
+    client = request.getfixturevalue("dicomweb") if "dicomweb" in request.fixturenames else None
+    yield
+    if client is not None:
+        client._session.close()
 
 
 def multipart_parts(response: requests.Response) -> list[tuple[dict[str, str], bytes]]:
