@@ -383,8 +383,10 @@ class FrameReader:
                 number_of_frames=self.number_of_frames,
                 extended_offsets=extended,
             )
-        bits = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
-        bits *= int(ds.BitsAllocated)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        if samples == 3 and ds.get("PhotometricInterpretation") == "YBR_FULL_422":
+            samples = 2  # native 4:2:2 holds two values per pixel (PS3.3 C.7.6.3.1.2)
+        bits = int(ds.Rows) * int(ds.Columns) * samples * int(ds.BitsAllocated)
         if bits % 8 == 0:
             size = bits // 8
             if self._value_offset is None:

@@ -167,3 +167,31 @@ def test_a_jpeg_baseline_frame_comes_back_as_image_jpeg(web, live_pacs, corpus_d
 
     assert Image.open(io.BytesIO(content)).size == (320, 240)
     assert np.asarray(Image.open(io.BytesIO(content))).shape == (240, 320, 3)
+
+
+def test_every_frame_of_every_stored_corpus_image_comes_back_native(web, live_pacs, corpus_dir):
+    stored = []
+    for path in sorted((corpus_dir / "dev").glob("*.dcm")):
+        try:
+            stored.append(store_file(path))
+        except AssertionError:
+            continue  # refused by ingest, or a second file with the same SOP Instance UID
+    images = [item for item in stored if item.instance.rows]
+    assert len(images) > 35
+    for item in images:
+        count = item.instance.number_of_frames
+        response = web.get(
+            frames_url(web.root, item, ",".join(str(n) for n in range(1, count + 1))),
+            headers={"Accept": 'multipart/related; type="application/octet-stream"'},
+        )
+        assert response.status_code == 200, (item.path, response.text[:200])
+        parts = multipart_parts(response)
+        ds = pydicom.dcmread(item.path)
+        samples = 2 if ds.PhotometricInterpretation == "YBR_FULL_422" else ds.SamplesPerPixel
+        if ds.file_meta.TransferSyntaxUID.is_compressed:
+            samples = ds.SamplesPerPixel  # decoded: YBR 4:2:2 becomes RGB
+        bits = ds.Rows * ds.Columns * samples * ds.BitsAllocated
+        assert len(parts) == count, item.path
+        assert all(len(content) == -(-bits // 8) for _, content in parts), item.path
+        if ds.file_meta.TransferSyntaxUID in (EXPLICIT, "1.2.840.10008.1.2") and bits % 8 == 0:
+            assert b"".join(content for _, content in parts) == ds.PixelData[: count * bits // 8]

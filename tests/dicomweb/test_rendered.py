@@ -206,3 +206,20 @@ def test_rendering_errors_are_json(web, ct, live_pacs, corpus_dir):
     assert no_image.json()["message"] == "No image to render here."
     unknown = web.get(f"{web.root}/studies/1.2.3/thumbnail")
     assert unknown.status_code == 404
+
+
+def test_every_stored_corpus_image_renders(web, live_pacs, corpus_dir):
+    stored = []
+    for path in sorted((corpus_dir / "dev").glob("*.dcm")):
+        try:
+            stored.append(store_file(path))
+        except AssertionError:
+            continue  # refused by ingest, or a second file with the same SOP Instance UID
+    images = [item for item in stored if item.instance.rows]
+    assert len(images) > 35
+    for item in images:
+        response = web.get(f"{instance_url(web.root, item)}/rendered")
+        assert response.status_code == 200, (item.path, response.text[:200])
+        rendered = Image.open(io.BytesIO(response.content))
+        assert rendered.format == "JPEG"
+        assert rendered.size == (item.instance.columns, item.instance.rows), item.path
