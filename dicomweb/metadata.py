@@ -103,6 +103,9 @@ def instance_document(instance: Instance) -> str:
     # Values above the threshold are not read at all (defer_size), so neither is pixel data.
     dataset = pydicom.dcmread(path, defer_size=BULK_DATA_THRESHOLD, force=True)
     document = dataset_json(dataset, bulk_prefix)
+    if document.get("00080018", {}).get("Value") != [instance.sop_instance_uid]:
+        # pydicom reads what it can of a damaged file: never cache a partial document.
+        raise ValueError("the file does not hold the indexed SOP Instance UID")
     document[_AVAILABLE_TRANSFER_SYNTAX] = {"vr": "UI", "Value": [instance.transfer_syntax_uid]}
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
@@ -117,7 +120,7 @@ def _compute_missing(instance_ids: list[int]) -> dict[int, str]:
     for instance in instances:
         try:
             document = instance_document(instance)
-        except (OSError, ValueError, TypeError) as exc:
+        except Exception as exc:  # an unreadable file must not fail the whole series
             logger.error("Metadata of instance %s not available: %s", instance.pk, exc)
             continue
         documents[instance.pk] = document

@@ -429,6 +429,10 @@ def _pixel_parts(
                 f"{reader.number_of_frames} frame(s)."
             )
         return [Part(content_type, data=reader.frame(n)) for n in numbers]
+    except exceptions.APIException:
+        raise
+    except Exception as exc:  # a stored file pydicom cannot take apart
+        raise exceptions.APIException(f"The pixel data cannot be read: {exc}") from exc
     finally:
         if copy is not None:
             copy.unlink(missing_ok=True)

@@ -180,6 +180,18 @@ def test_the_cache_drops_replaced_and_deleted_instances(web, live_pacs):
     assert web.get(url).status_code == 404
 
 
+def test_a_damaged_file_is_left_out_of_the_metadata_and_not_cached(web, live_pacs, tmp_path):
+    series = store_series(3)
+    damaged = tmp_path / "storage" / series[1].instance.relative_path
+    damaged.write_bytes(series[1].data[:200])  # cut inside the file meta information
+    url = f"{web.root}/studies/{series[0].study}/series/{series[0].series}/metadata"
+    documents = web.get(url).json()
+    assert [d["00080018"]["Value"][0] for d in documents] == [series[0].sop, series[2].sop]
+    assert not InstanceMetadata.objects.filter(instance__sop_instance_uid=series[1].sop).exists()
+    damaged.write_bytes(series[1].data)  # repaired: computed on the next request
+    assert len(web.get(url).json()) == 3
+
+
 def test_metadata_errors_are_json(web, live_pacs):
     item = store_series(1)[0]
     unknown = web.get(f"{web.root}/studies/1.2.3/metadata")
