@@ -25,13 +25,9 @@ from django.http.request import split_domain_port
 ROOT_URLCONF = "dicomweb.root_urls"
 
 
-def dicomweb_port_enabled() -> bool:
-    return settings.PACS_DICOMWEB_ENABLED and settings.PACS_DICOMWEB_PORT != 0
-
-
 def on_dicomweb_port(request: HttpRequest) -> bool:
     """True when the request came in on the DICOMweb port (and that port is enabled)."""
-    return dicomweb_port_enabled() and request.META.get("SERVER_PORT") == str(
+    return settings.PACS_DICOMWEB_ENABLED and request.META.get("SERVER_PORT") == str(
         settings.PACS_DICOMWEB_PORT
     )
 

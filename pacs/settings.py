@@ -68,7 +68,7 @@ PACS_HTTP_PORT = env_port("PACS_HTTP_PORT", 8000)
 PACS_DICOMWEB_PORT = env_port("PACS_DICOMWEB_PORT", 8010, allow_zero=True)
 # DICOMweb at the root of its own port [WEB-3] (always under /dicomweb/ on the web port too);
 # port 0 also turns it off. Read at start: a change needs a restart.
-PACS_DICOMWEB_ENABLED = env_bool("PACS_DICOMWEB_ENABLED", True)
+PACS_DICOMWEB_ENABLED = env_bool("PACS_DICOMWEB_ENABLED", True) and PACS_DICOMWEB_PORT != 0
 PACS_SCP_PROCESSES = env_int("PACS_SCP_PROCESSES", os.cpu_count() or 1, minimum=1, maximum=256)
 PACS_SCP_MAX_ASSOCIATIONS = env_int("PACS_SCP_MAX_ASSOCIATIONS", 64, minimum=1, maximum=4096)
 PACS_MAX_PDU = env_int("PACS_MAX_PDU", 262144, minimum=0, maximum=2**32 - 1)

@@ -122,3 +122,10 @@ def test_scripts_run_binds_no_dicomweb_port_when_disabled(run_script):  # noqa: 
     pacs.wait_ready()
     assert not port_open(pacs.dicomweb_port)
     assert "its own port is off" in pacs.log()
+
+
+def test_the_settings_page_shows_the_dicomweb_port_and_whether_it_is_served(api, ports):
+    server = api.get("/api/settings/").json()["server"]
+    assert (server["dicomweb_port"], server["dicomweb_enabled"]) == (8010, True)
+    ports.PACS_DICOMWEB_ENABLED = False
+    assert api.get("/api/settings/").json()["server"]["dicomweb_enabled"] is False
