@@ -77,3 +77,16 @@ def test_the_consoles_own_origin_may_call_the_dicomweb_port(anonymous, settings)
 def test_every_origin_may_be_allowed(anonymous, settings):
     settings.CORS_ALLOW_ALL_ORIGINS = True
     assert preflight(anonymous)["Access-Control-Allow-Origin"] == VIEWER
+
+
+def test_a_stow_preflight_allows_posting_multipart_with_credentials(anonymous, viewer_allowed):
+    response = anonymous.options(
+        "/dicomweb/studies/1.2.3",
+        HTTP_ORIGIN=VIEWER,
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization, content-type",
+    )
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"] == VIEWER
+    assert "POST" in response["Access-Control-Allow-Methods"]
+    assert "content-type" in response["Access-Control-Allow-Headers"]
