@@ -107,8 +107,11 @@ def parse_window(text: str) -> Window:
         raise BadRenderParameter(
             "window", f"Unknown function {parts[2]!r}: use {', '.join(WINDOW_FUNCTIONS)}."
         )
-    if width < 1 or (function == "LINEAR_EXACT" and width <= 0):
-        raise BadRenderParameter("window", "The width must be at least 1.")
+    # PS3.3 C.11.2.1.2.1: LINEAR needs a width of at least 1; C.11.2.1.3: the others > 0.
+    if (function == "LINEAR" and width < 1) or width <= 0:
+        raise BadRenderParameter(
+            "window", "The width must be at least 1 (LINEAR) or above 0 (LINEAR_EXACT, SIGMOID)."
+        )
     return Window(center, width, function)
 
 

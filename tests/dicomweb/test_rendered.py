@@ -56,6 +56,25 @@ def test_a_window_from_the_query_is_applied_after_the_modality_lut(web, ct):
     assert len(np.unique(shown)) > 50  # not saturated: the window really falls inside
 
 
+@pytest.mark.parametrize(
+    ("function", "formula"),
+    [
+        # PS3.3 C.11.2.1.3.2 and C.11.2.1.3.1, to 8 bits.
+        ("linear_exact", lambda x, c, w: np.clip(((x - c) / w + 0.5) * 255, 0, 255)),
+        ("sigmoid", lambda x, c, w: 255 / (1 + np.exp(-4 * (x - c) / w))),
+    ],
+)
+def test_the_linear_exact_and_sigmoid_functions(web, ct, function, formula):
+    response = web.get(
+        f"{instance_url(web.root, ct)}/rendered",
+        params={"window": f"40,400,{function}"},
+        headers={"Accept": "image/png"},
+    )
+    ds = pydicom.dcmread(ct.path)
+    hounsfield = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    assert np.abs(image(response).astype(int) - formula(hounsfield, 40, 400)).max() <= 1
+
+
 def test_the_window_of_the_dataset_is_used_when_the_query_has_none(web, live_pacs, corpus_dir):
     item = store_file(corpus_dir / "dev" / "pydicom__MR_small.dcm")  # WC 600, WW 1600
     response = web.get(f"{instance_url(web.root, item)}/rendered", headers={"Accept": "image/png"})
@@ -177,6 +196,8 @@ def test_a_thumbnail_is_a_small_jpeg_of_the_middle_instance(web, live_pacs):
         ("window", "a,b"),
         ("window", "40,400,cubic"),
         ("window", "nan,400"),
+        ("window", "40,0.5"),
+        ("window", "40,0,linear_exact"),
         ("viewport", "0,10"),
         ("viewport", "10"),
         ("viewport", "10,x"),
