@@ -212,18 +212,24 @@ def can_transcode(stored: str, target: str) -> bool:
     return can_decode(stored) and can_encode(target)
 
 
-def choose_syntax(stored: str, accepted: list[str]) -> str | None:
-    """The syntax an instance stored in `stored` is sent in: as stored when acceptable (no
-    transcoding), else the best accepted one we can transcode to, else None."""
+def syntax_candidates(stored: str, accepted: list[str]) -> list[str]:
+    """The syntaxes an instance stored in `stored` may go out in, best first: only the
+    stored one when it is acceptable (no transcoding), else the accepted ones we can
+    transcode to (a later one is tried when an earlier one fails for this image)."""
     if ANY_TRANSFER_SYNTAX in accepted or stored in accepted:
-        return stored
-    return next((target for target in accepted if can_transcode(stored, target)), None)
+        return [stored]
+    return list(dict.fromkeys(target for target in accepted if can_transcode(stored, target)))
+
+
+def choose_syntax(stored: str, accepted: list[str]) -> str | None:
+    """The first of :func:`syntax_candidates`, or None."""
+    return next(iter(syntax_candidates(stored, accepted)), None)
 
 
 def negotiate_dicom(
     instances: list[StoredInstance], accept: str
-) -> list[tuple[StoredInstance, str]]:
-    """Each instance with the syntax it goes out in; 406 when one of them has none."""
+) -> list[tuple[StoredInstance, list[str]]]:
+    """Each instance with its candidate syntaxes; 406 when one of them has none."""
     accepted = accepted_dicom_syntaxes(parse_accept(accept))
     if not accepted:
         raise not_acceptable(
@@ -232,52 +238,71 @@ def negotiate_dicom(
         )
     chosen = []
     for instance in instances:
-        syntax = choose_syntax(instance.transfer_syntax_uid, accepted)
-        if syntax is None:
+        candidates = syntax_candidates(instance.transfer_syntax_uid, accepted)
+        if not candidates:
             raise not_acceptable(
                 f"None of the accepted transfer syntaxes ({', '.join(accepted)}) can be "
                 f"produced from an instance stored in {instance.transfer_syntax_uid}; "
                 "use transfer-syntax=* to receive it as stored."
             )
-        chosen.append((instance, syntax))
+        chosen.append((instance, candidates))
     return chosen
 
 
-def dicom_parts(chosen: list[tuple[StoredInstance, str]]) -> list[Part] | Iterator[Part]:
-    """The body parts of a retrieve: a list of the stored files when none needs transcoding
-    (so the response length is known; missing files are logged and left out now), else
-    a generator that transcodes each instance just before it is sent."""
-    if all(syntax == instance.transfer_syntax_uid for instance, syntax in chosen):
+def dicom_parts(chosen: list[tuple[StoredInstance, list[str]]]) -> list[Part] | Iterator[Part]:
+    """The body parts of a retrieve.
+
+    Nothing to transcode: a list of the stored files (so the response length is known;
+    missing files are logged and left out now). Otherwise a generator that transcodes each
+    instance just before it is sent; the first instance is prepared now, so that a single
+    instance that cannot be produced in any accepted syntax is still a 406."""
+    if all(candidates == [instance.transfer_syntax_uid] for instance, candidates in chosen):
         parts = []
-        for instance, syntax in chosen:
-            path = instance.path
-            if path.is_file():
-                parts.append(Part(f"{DICOM}; transfer-syntax={syntax}", path=path))
+        for instance, [syntax] in chosen:
+            if instance.path.is_file():
+                parts.append(Part(f"{DICOM}; transfer-syntax={syntax}", path=instance.path))
             else:
-                logger.error("WADO-RS: file of instance %s is missing: %s", instance.pk, path)
+                logger.error(
+                    "WADO-RS: file of instance %s is missing: %s", instance.pk, instance.path
+                )
         return parts
-    return _parts_transcoded_on_the_way(chosen)
+    try:
+        first = _dicom_part(*chosen[0])
+    except (TranscodeError, OSError) as exc:
+        raise not_acceptable(f"The instance cannot be sent in an accepted syntax: {exc}") from exc
+    return _parts_on_the_way(first, chosen[1:])
 
 
-def _parts_transcoded_on_the_way(chosen: list[tuple[StoredInstance, str]]) -> Iterator[Part]:
-    """The body parts of a retrieve: stored files as they are, others transcoded one at a
-    time just before they are sent. The response headers are gone by then, so an instance
-    that fails to transcode or whose file is missing is logged and left out."""
-    for instance, syntax in chosen:
-        path = instance.path
+def _dicom_part(instance: StoredInstance, candidates: list[str]) -> Part:
+    """The part of one instance: the stored file, or a transcoded copy in the first
+    candidate syntax the transcoder manages. Raises the last TranscodeError, or OSError
+    for a missing file."""
+    error: Exception = TranscodeError("no candidate syntax")
+    for syntax in candidates:
         content_type = f"{DICOM}; transfer-syntax={syntax}"
         if syntax == instance.transfer_syntax_uid:
-            if not path.is_file():
-                logger.error("WADO-RS: file of instance %s is missing: %s", instance.pk, path)
-                continue
-            yield Part(content_type, path=path)
-            continue
+            if not instance.path.is_file():
+                raise FileNotFoundError(f"the file of instance {instance.pk} is missing")
+            return Part(content_type, path=instance.path)
         try:
-            copy = transcoded_copy(path, syntax, temp_folder())
+            copy = transcoded_copy(instance.path, syntax, temp_folder())
+        except TranscodeError as exc:
+            error = exc
+            continue
+        return Part(content_type, path=copy, cleanup=copy)
+    raise error
+
+
+def _parts_on_the_way(first: Part, rest: list[tuple[StoredInstance, list[str]]]) -> Iterator[Part]:
+    """`first`, then the other instances one at a time. The response headers are gone by
+    then, so an instance that cannot be produced or whose file is missing is logged and
+    left out."""
+    yield first
+    for instance, candidates in rest:
+        try:
+            yield _dicom_part(instance, candidates)
         except (TranscodeError, OSError) as exc:
             logger.error("WADO-RS: instance %s left out: %s", instance.pk, exc)
-            continue
-        yield Part(content_type, path=copy, cleanup=copy)
 
 
 # --- Frames (PS3.18 8.7.4, 10.4.1.1.5) -----------------------------------------------------

@@ -27,6 +27,7 @@ close_client_sessions = wado_fixtures.close_client_sessions
 EXPLICIT = "1.2.840.10008.1.2.1"
 JPEG_LS = "1.2.840.10008.1.2.4.80"
 RLE = "1.2.840.10008.1.2.5"
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 AS_STORED = (("application/dicom", "*"),)
 
 
@@ -213,3 +214,24 @@ def test_every_stored_corpus_image_is_decodable_in_explicit_little_endian(dicomw
             assert ds.PixelData == original.PixelData, item.path
         else:
             assert ds.pixel_array.shape == original.pixel_array.shape, item.path
+
+
+def test_when_transcoding_fails_the_next_accepted_syntax_is_used(web, live_pacs, corpus_dir):
+    item = store_file(corpus_dir / "dev" / "pydicom__CT_small.dcm")  # 16-bit: no JPEG Baseline
+    url = f"{web.root}/studies/{item.study}/series/{item.series}/instances/{item.sop}"
+    accept = (
+        f'multipart/related; type="application/dicom"; transfer-syntax={JPEG_BASELINE}, '
+        f'multipart/related; type="application/dicom"; transfer-syntax={RLE}; q=0.5'
+    )
+    [(headers, content)] = multipart_parts(web.get(url, headers={"Accept": accept}))
+    assert headers["content-type"] == f"application/dicom; transfer-syntax={RLE}"
+    assert pydicom.dcmread(io.BytesIO(content)).file_meta.TransferSyntaxUID == RLE
+    only_baseline = web.get(
+        url,
+        headers={
+            "Accept": 'multipart/related; type="application/dicom"; '
+            f"transfer-syntax={JPEG_BASELINE}"
+        },
+    )
+    assert only_baseline.status_code == 406
+    assert "bit depth not encodable" in only_baseline.json()["message"]
