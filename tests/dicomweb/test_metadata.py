@@ -111,6 +111,28 @@ def test_metadata_of_the_31_images_of_the_dicomdir_file_set_round_trips(
         assert restored.PixelData == original.PixelData
 
 
+def test_large_values_inside_sequences_have_bulk_data_uris_that_resolve(dicomweb, live_pacs):
+    ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(store_series(1)[0].data))
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    icon = Dataset()
+    icon.Rows = icon.Columns = 40
+    icon.add_new(0x7FE00010, "OB", bytes(range(256)) * 7)  # 1792 bytes, nested pixel data
+    second = Dataset()
+    second.add_new(0x00291010, "OB", b"\x02" * 1500)
+    ds.add_new(0x00880200, "SQ", [icon])  # Icon Image Sequence
+    ds.add_new(0x00291020, "SQ", [Dataset(), second])
+    item = store_bytes(part10(ds))
+    document = dicomweb.retrieve_instance_metadata(item.study, item.series, item.sop)
+    nested = document["00880200"]["Value"][0]["7FE00010"]["BulkDataURI"]
+    assert nested.endswith(f"/instances/{item.sop}/bulkdata/00880200/0/7FE00010")
+    assert dicomweb.retrieve_bulkdata(nested) == [bytes(range(256)) * 7]
+    deeper = document["00291020"]["Value"][1]["00291010"]["BulkDataURI"]
+    assert deeper.endswith("/bulkdata/00291020/1/00291010")
+    assert dicomweb.retrieve_bulkdata(deeper) == [b"\x02" * 1500]
+    restored = round_trip(dicomweb, document)
+    assert restored.IconImageSequence[0].PixelData == bytes(range(256)) * 7
+
+
 def test_instance_metadata_is_one_document(dicomweb, live_pacs):
     item = store_series(2)[1]
     document = dicomweb.retrieve_instance_metadata(item.study, item.series, item.sop)

@@ -188,6 +188,14 @@ def test_a_thumbnail_is_a_small_jpeg_of_the_middle_instance(web, live_pacs):
     assert Image.open(io.BytesIO(study.content)).size == (64, 64)
 
 
+def test_the_thumbnail_of_a_multi_frame_instance_is_its_middle_frame(web, live_pacs, corpus_dir):
+    item = store_file(corpus_dir / "dev" / "pydicom-data__emri_small.dcm")  # 10 frames
+    base = instance_url(web.root, item)
+    thumbnail = web.get(f"{base}/thumbnail").content
+    assert thumbnail == web.get(f"{base}/frames/5/thumbnail").content
+    assert thumbnail != web.get(f"{base}/frames/1/thumbnail").content
+
+
 @pytest.mark.parametrize(
     ("parameter", "value"),
     [
