@@ -67,6 +67,9 @@ PACS_DICOM_TLS_PORT = env_port("PACS_DICOM_TLS_PORT", 3100)
 PACS_MWL_TLS_PORT = env_port("PACS_MWL_TLS_PORT", 3101)
 PACS_HTTP_PORT = env_port("PACS_HTTP_PORT", 8000)
 PACS_DICOMWEB_PORT = env_port("PACS_DICOMWEB_PORT", 8010, allow_zero=True)
+# DICOMweb at the root of its own port [WEB-3] (always under /dicomweb/ on the web port too);
+# port 0 also turns it off. Read at start: a change needs a restart.
+PACS_DICOMWEB_ENABLED = env_bool("PACS_DICOMWEB_ENABLED", True) and PACS_DICOMWEB_PORT != 0
 PACS_SCP_PROCESSES = env_int("PACS_SCP_PROCESSES", os.cpu_count() or 1, minimum=1, maximum=256)
 PACS_SCP_MAX_ASSOCIATIONS = env_int("PACS_SCP_MAX_ASSOCIATIONS", 64, minimum=1, maximum=4096)
 PACS_MAX_PDU = env_int("PACS_MAX_PDU", 262144, minimum=0, maximum=2**32 - 1)
@@ -132,6 +135,8 @@ MIDDLEWARE = [
     # Serves /static/ (the API docs page, later the console) from gunicorn itself.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
+    # Requests on the DICOMweb port get the DICOMweb URL map at the root [WEB-3].
+    "dicomweb.middleware.DicomwebPortMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -232,6 +237,11 @@ SPECTACULAR_SETTINGS = {
 
 CORS_ALLOWED_ORIGINS = env_list("PACS_CORS_ALLOWED_ORIGINS", [])
 CORS_ALLOW_CREDENTIALS = True
+# "*" allows every origin (e.g. a viewer on another host); the console's own origin is always
+# allowed (dicomweb.middleware). DICOMweb clients read the Warning header (PS3.18 8.4.3).
+CORS_ALLOW_ALL_ORIGINS = "*" in CORS_ALLOWED_ORIGINS
+CORS_ALLOWED_ORIGINS = [origin for origin in CORS_ALLOWED_ORIGINS if origin != "*"]
+CORS_EXPOSE_HEADERS = ["Warning", "Content-Location"]
 
 # --- Celery --------------------------------------------------------------------------------
 _celery_queue_dir = DATA_DIR / "celery"

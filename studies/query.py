@@ -103,6 +103,14 @@ class FindQuery:
             last_pk = page[-1].pk
             size = PAGE
 
+    def page(self, offset: int, limit: int) -> list[Dataset]:
+        """The response identifiers of matches ``offset`` to ``offset + limit`` in index
+        order, in one query plus the batched computed keys (QIDO-RS ``offset`` / ``limit``,
+        PS3.18 8.3.4.4)."""
+        rows = list(self.queryset()[offset : offset + limit])
+        sop_classes = self._sop_classes_in_study(rows)
+        return [self.response(row, sop_classes) for row in rows]
+
     def _sop_classes_in_study(self, page: list[Model]) -> dict[int, list[str]]:
         """SOPClassesInStudy of the studies of a page, in one query."""
         if "SOPClassesInStudy" not in self.keywords or self.level is Level.PATIENT:

@@ -79,6 +79,9 @@ class ServerInfoSerializer(serializers.Serializer):
     mwl_tls_port = serializers.IntegerField()
     http_port = serializers.IntegerField()
     dicomweb_port = serializers.IntegerField()
+    dicomweb_enabled = serializers.BooleanField(
+        help_text="DICOMweb at the root of dicomweb_port (also under /dicomweb/ on http_port)."
+    )
     data_dir = serializers.CharField()
     page_size = serializers.IntegerField()
 
@@ -100,6 +103,7 @@ def server_info() -> dict:
         "mwl_tls_port": settings.PACS_MWL_TLS_PORT,
         "http_port": settings.PACS_HTTP_PORT,
         "dicomweb_port": settings.PACS_DICOMWEB_PORT,
+        "dicomweb_enabled": settings.PACS_DICOMWEB_ENABLED,
         "data_dir": str(settings.DATA_DIR),
         "page_size": settings.PACS_PAGE_SIZE,
     }

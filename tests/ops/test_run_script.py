@@ -59,6 +59,7 @@ class RunScript:
         self.data_dir = tmp_path / "data"
         self.http_port = free_port()
         self.dicom_port = free_port()
+        self.dicomweb_port = free_port()
         self.output = tmp_path / "run.out"
         self.env = {
             key: value
@@ -72,6 +73,7 @@ class RunScript:
                 "PACS_HTTP_PORT": str(self.http_port),
                 "PACS_DICOM_PORT": str(self.dicom_port),
                 "PACS_MWL_PORT": str(free_port()),
+                "PACS_DICOMWEB_PORT": str(self.dicomweb_port),
                 "PACS_SCP_PROCESSES": "1",
                 "PACS_WEB_WORKERS": "1",
                 "PACS_DRAIN_SECONDS": "5",
