@@ -11,7 +11,7 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 
 from dicomweb import wado
-from dicomweb.access import DicomwebView, MayDownload
+from dicomweb.access import DicomwebView, MayDownload, absolute_url
 from dicomweb.metadata import cached_documents, metadata_body
 from dicomweb.multipart_response import Part, multipart_response
 from studies import rendering
@@ -22,22 +22,9 @@ DICOM_JSON = "application/dicom+json"
 
 def dicomweb_root(request: Request) -> str:
     """The absolute URL of the DICOMweb root this request came through (``/dicomweb/`` on
-    the web port, ``/`` on the DICOMweb port), for BulkDataURIs.
-
-    Some clients (dicomweb-client) send a Host header without the port; the URIs would
-    then point at port 80. When the Host has no port, no proxy says where the request
-    came from (X-Forwarded-Host / -Proto) and the server port is not the scheme's default,
-    the port the request arrived on is added."""
+    the web port, ``/`` on the DICOMweb port), for BulkDataURIs."""
     path = request.path
-    root = request.build_absolute_uri(path[: path.index("/studies/") + 1])
-    scheme, _, rest = root.partition("://")
-    host, _, root_path = rest.partition("/")
-    port = request.META.get("SERVER_PORT", "")
-    default_port = "443" if scheme == "https" else "80"
-    proxied = "HTTP_X_FORWARDED_HOST" in request.META or "HTTP_X_FORWARDED_PROTO" in request.META
-    if not proxied and port and port != default_port and not host.rpartition("]")[2].count(":"):
-        host = f"{host}:{port}"
-    return f"{scheme}://{host}/{root_path}"
+    return absolute_url(request, path[: path.index("/studies/") + 1])
 
 
 class _RetrieveView(DicomwebView):

@@ -4,6 +4,7 @@ server with a real DICOMweb client (dicomweb-client from PyPI), multipart bodies
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,13 +73,16 @@ def live_user(live_pacs, django_user_model):
 
 
 @pytest.fixture
-def dicomweb(live_pacs, live_user) -> DICOMwebClient:
+def dicomweb(live_pacs, live_user) -> Iterator[DICOMwebClient]:
     """dicomweb-client logged in with HTTP Basic as a console user. Bodies are sent with a
     Content-Length: the client chunks bodies over ``chunk_size``, which Django's test server
     cannot read (gunicorn can)."""
     session = requests.Session()
     session.auth = (live_user.username, PASSWORD)
-    return DICOMwebClient(url=live_pacs, session=session, chunk_size=2**31)
+    yield DICOMwebClient(url=live_pacs, session=session, chunk_size=2**31)
+    # A keep-alive connection holds a server thread and its database connection open: the
+    # test database could not be dropped.
+    session.close()
 
 
 def part10_bytes(ds: Dataset) -> bytes:

@@ -19,7 +19,6 @@ from tests.dicomweb.wado_fixtures import part10, store_bytes, store_file, store_
 
 pytestmark = pytest.mark.django_db(transaction=True)
 web = wado_fixtures.web
-close_client_sessions = wado_fixtures.close_client_sessions
 
 DICOM_JSON = "application/dicom+json"
 

@@ -23,7 +23,6 @@ from tests.dicomweb.wado_fixtures import (
 
 pytestmark = pytest.mark.django_db(transaction=True)
 web = wado_fixtures.web
-close_client_sessions = wado_fixtures.close_client_sessions
 
 
 def image(response) -> np.ndarray:

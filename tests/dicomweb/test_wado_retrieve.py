@@ -22,7 +22,6 @@ from tests.dicomweb.wado_fixtures import (
 
 pytestmark = pytest.mark.django_db(transaction=True)
 web = wado_fixtures.web
-close_client_sessions = wado_fixtures.close_client_sessions
 
 EXPLICIT = "1.2.840.10008.1.2.1"
 JPEG_LS = "1.2.840.10008.1.2.4.80"

@@ -15,7 +15,6 @@ from tests.dicomweb.wado_fixtures import store_file, windowed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 web = wado_fixtures.web
-close_client_sessions = wado_fixtures.close_client_sessions
 
 EXPLICIT = "1.2.840.10008.1.2.1"
 

@@ -103,15 +103,6 @@ def web(live_pacs, live_user) -> Iterator[requests.Session]:
     session.close()
 
 
-@pytest.fixture(autouse=True)
-def close_client_sessions(request):
-    """Close the dicomweb-client's HTTP session after each test (see `web`)."""
-    client = request.getfixturevalue("dicomweb") if "dicomweb" in request.fixturenames else None
-    yield
-    if client is not None:
-        client._session.close()
-
-
 def multipart_parts(response: requests.Response) -> list[tuple[dict[str, str], bytes]]:
     """The parts of a multipart/related response: (headers, content) each, parsed here
     independently of the server's writer (RFC 2046 5.1.1)."""
