@@ -125,7 +125,6 @@ class RetrieveServiceClass(QueryRetrieveServiceClass):
         try:
             self._send_all(req, instances, sender, operation)
         finally:
-            sender.close()
             if store_assoc is not None and store_assoc.is_established:
                 store_assoc.release()
 

@@ -10,12 +10,8 @@ Explicit VR Little Endian — transcodes when needed, and sends the file's bytes
 from __future__ import annotations
 
 import logging
-import os
 import socket
-import struct
 import tempfile
-import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +20,11 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, _config
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.dsutils import split_dataset
 from pynetdicom.presentation import PresentationContext, build_context
 
 from devices.choices import AS_IS
 from studies.models import Instance
+from studies.services.direct_store import DirectStore, NoResponse
 
 logger = logging.getLogger(__name__)
 
@@ -125,197 +121,6 @@ def _no_delay(assoc: Association) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-# PS3.8 9.3.5 and Annex E: a P-DATA-TF PDU holding one PDV item (PDU type, reserved, PDU
-# length; item length, presentation context ID, message control header).
-_PDATA_TF = struct.Struct(">BBLLBB")
-_PDV_OVERHEAD = 6  # item length (4) + context ID (1) + message control header (1)
-# PS3.8 E.2 message control header: bit 0 set for a command, bit 1 for the last fragment.
-_COMMAND_FRAGMENT = 0x01
-_COMMAND_LAST_FRAGMENT = 0x03
-_DATASET_FRAGMENT = 0x00
-_DATASET_LAST_FRAGMENT = 0x02
-_READ_CHUNK = 4 * 1024 * 1024
-_UNLIMITED_FRAGMENT = 1024 * 1024  # a peer maximum PDU length of 0 means "no limit"
-_ELEMENT = struct.Struct("<HHL")  # Implicit VR Little Endian element header: tag, length
-_US = struct.Struct("<H")
-_UL = struct.Struct("<L")
-# PS3.10 7.1: preamble, "DICM", then (0002,0000) File Meta Information Group Length (UL),
-# which gives the offset of the dataset without parsing the file meta.
-_GROUP_LENGTH_ELEMENT = b"DICM\x02\x00\x00\x00UL\x04\x00"
-
-
-class DirectStore:
-    """C-STORE requests for stored files written straight to the association's socket.
-
-    pynetdicom builds every P-DATA-TF PDU in Python and hands them to its DUL thread one
-    per loop (measured: most of the time of an "as is" retrieve). Here the command and the
-    file's dataset bytes are packed into P-DATA-TF PDUs of the peer's maximum length
-    (PS3.8 9.3.5) and written with one ``sendall`` per 4 MB of the file. Everything else
-    stays with pynetdicom: the negotiated contexts and maximum PDU length, the reading and
-    reassembly of the C-STORE response, C-CANCEL, release and abort. pynetdicom's own
-    writes on the same socket (a pending C-GET response) take the same lock, and a message
-    is only started once its queue is empty, so no two messages' PDUs interleave (PS3.8
-    9.3.5.1).
-    """
-
-    def __init__(self, assoc: Association, sock: socket.socket) -> None:
-        self.assoc = assoc
-        self.sock = sock
-        self._lock = threading.Lock()
-        self._reactor_paused = False
-        transport = assoc.dul.socket
-        unlocked_send = transport.send
-
-        def locked_send(data: bytes) -> None:
-            with self._lock:
-                unlocked_send(data)
-
-        # The DUL thread writes through AssociationSocket.send (pynetdicom.dul._send).
-        transport.send = locked_send
-        peer_maximum = assoc.dimse.maximum_pdu_size
-        self.fragment = (peer_maximum - _PDV_OVERHEAD) if peer_maximum else _UNLIMITED_FRAGMENT
-        self.chunk = max(1, _READ_CHUNK // self.fragment) * self.fragment
-
-    @classmethod
-    def attach(cls, assoc: Association) -> DirectStore | None:
-        """The direct path for an association, or None where it does not apply (a socket
-        that is not a plain TCP socket, such as TLS, whose records pynetdicom writes)."""
-        existing = getattr(assoc, "_vesalius_direct_store", None)
-        if existing is not None:
-            return existing
-        sock = getattr(getattr(assoc.dul, "socket", None), "socket", None)
-        if type(sock) is not socket.socket or not assoc.is_established:
-            return None
-        direct = cls(assoc, sock)
-        assoc._vesalius_direct_store = direct
-        return direct
-
-    def store(
-        self,
-        path: Path,
-        context_id: int,
-        request: C_STORE,
-    ) -> int | None:
-        """Send the file's dataset as it is in a C-STORE request; the response status, or
-        None when no valid response came (timeout, abort)."""
-        with open(path, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            chunk = file.read(self.chunk)
-            offset = _dataset_offset(chunk, path)
-            command = c_store_command(request)
-            self._pause_reactor()
-            self._wait_for_queued_pdus()
-            with self._lock:
-                try:
-                    self._send_message(context_id, command, chunk, offset, size, file)
-                except OSError:
-                    # A PDU may be cut short: the association cannot go on (PS3.8 9.1.6).
-                    self.assoc.abort()
-                    raise
-        _, response = self.assoc.dimse.get_msg(block=True)
-        if (
-            not isinstance(response, C_STORE)
-            or response.MessageIDBeingRespondedTo != request.MessageID
-            or not response.is_valid_response
-        ):
-            if self.assoc.is_established:
-                logger.warning("No valid C-STORE response from the peer: aborting")
-                self.assoc.abort()
-            return None
-        return int(response.Status)
-
-    def _send_message(
-        self, context_id: int, command: bytes, chunk: bytes, offset: int, size: int, file
-    ) -> None:
-        buffers = self._pdus(
-            context_id, memoryview(command), _COMMAND_FRAGMENT, _COMMAND_LAST_FRAGMENT
-        )
-        data = memoryview(chunk)[offset:]
-        position = len(chunk)
-        while True:
-            is_last_chunk = position >= size
-            last_header = _DATASET_LAST_FRAGMENT if is_last_chunk else _DATASET_FRAGMENT
-            buffers += self._pdus(context_id, data, _DATASET_FRAGMENT, last_header)
-            self.sock.sendall(b"".join(buffers))
-            if is_last_chunk:
-                return
-            chunk = file.read(self.chunk)
-            if not chunk:
-                raise OSError("the file is shorter than its size")
-            position += len(chunk)
-            data = memoryview(chunk)
-            buffers = []
-
-    def _pdus(
-        self, context_id: int, data: memoryview, header: int, last_header: int
-    ) -> list[bytes | memoryview]:
-        """P-DATA-TF PDUs of one PDV each for ``data``, the last one flagged with
-        ``last_header`` (an empty fragment if there is no data, so a message always ends)."""
-        buffers: list[bytes | memoryview] = []
-        for start in range(0, max(len(data), 1), self.fragment):
-            piece = data[start : start + self.fragment]
-            control = last_header if start + self.fragment >= len(data) else header
-            item_length = len(piece) + 2  # context ID and message control header
-            pdu_length = item_length + 4
-            header_bytes = _PDATA_TF.pack(0x04, 0, pdu_length, item_length, context_id, control)
-            buffers += (header_bytes, piece)
-        return buffers
-
-    def _wait_for_queued_pdus(self) -> None:
-        """Let the DUL thread take what pynetdicom queued before (its last PDU is then
-        written under the lock, before or after this message, never inside it)."""
-        queue = self.assoc.dul.to_provider_queue
-        while queue.qsize():
-            time.sleep(0.0001)
-
-    def _pause_reactor(self) -> None:
-        """On an association we requested, pynetdicom's reactor thread would take the
-        C-STORE response off the DIMSE queue; it is paused (as pynetdicom's own
-        send_c_store does) until :meth:`close`. On an association the peer requested the
-        reactor is the thread running this C-GET."""
-        if self.assoc.is_requestor and not self._reactor_paused:
-            self.assoc._reactor_checkpoint.clear()
-            while not self.assoc._is_paused and self.assoc.is_established:
-                time.sleep(0.0001)
-            self._reactor_paused = True
-
-    def close(self) -> None:
-        if self._reactor_paused:
-            self.assoc._reactor_checkpoint.set()
-            self._reactor_paused = False
-
-
-def c_store_command(request: C_STORE) -> bytes:
-    """The C-STORE-RQ command set (PS3.7 9.3.1.1) in Implicit VR Little Endian (PS3.7 6.3.1),
-    packed directly: pynetdicom's message classes cost about a millisecond per request."""
-    elements = [
-        (0x0002, _even(request.AffectedSOPClassUID.encode("ascii"), b"\0")),
-        (0x0100, _US.pack(0x0001)),  # CommandField: C-STORE-RQ
-        (0x0110, _US.pack(request.MessageID)),
-        (0x0700, _US.pack(request.Priority)),
-        (0x0800, _US.pack(0x0001)),  # CommandDataSetType: a dataset is present
-        (0x1000, _even(request.AffectedSOPInstanceUID.encode("ascii"), b"\0")),
-    ]
-    if request.MoveOriginatorApplicationEntityTitle:
-        title = request.MoveOriginatorApplicationEntityTitle.strip().encode("ascii")
-        elements.append((0x1030, _even(title, b" ")))
-    if request.MoveOriginatorMessageID is not None:
-        elements.append((0x1031, _US.pack(request.MoveOriginatorMessageID)))
-    body = b"".join(_ELEMENT.pack(0, element, len(value)) + value for element, value in elements)
-    return _ELEMENT.pack(0, 0x0000, 4) + _UL.pack(len(body)) + body
-
-
-def _even(value: bytes, padding: bytes) -> bytes:
-    return value + padding if len(value) % 2 else value
-
-
-def _dataset_offset(head: bytes, path: Path) -> int:
-    """Where the dataset starts in a Part 10 file (after the file meta information)."""
-    if head[128:140] == _GROUP_LENGTH_ELEMENT:
-        return 144 + int.from_bytes(head[140:144], "little")
-    return split_dataset(path)[1]
-
-
 @dataclass(frozen=True)
 class SendResult:
     """One C-STORE sub-operation: its status category and, on failure, why."""
@@ -402,11 +207,6 @@ class InstanceSender:
         reason = "; ".join(reasons) or "no accepted transfer syntax it can be sent in"
         return self._failed(instance, reason)
 
-    def close(self) -> None:
-        """Hand the association back to pynetdicom alone (after the last send)."""
-        if self._direct is not None:
-            self._direct.close()
-
     def _store(self, instance: Instance, path: Path, *, as_stored: bool = False) -> SendResult:
         message_id = self._next_message_id
         self._next_message_id = message_id % 65535 + 1
@@ -421,6 +221,8 @@ class InstanceSender:
                     originator_id=self.originator_message_id,
                 )
                 status = int(rsp.Status) if "Status" in rsp else None
+        except NoResponse as exc:
+            return self._failed(instance, f"no response: {exc}")
         except Exception as exc:
             return self._failed(instance, f"C-STORE failed: {exc}")
         if status is None:
