@@ -9,6 +9,7 @@ Explicit VR Little Endian — transcodes when needed, and sends the file's bytes
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import tempfile
@@ -52,22 +53,29 @@ class SendPolicy:
 
     def candidates(self, stored_transfer_syntax: str) -> list[str]:
         """Transfer syntaxes to send an instance in, best first ([QR-3])."""
-        ordered = []
-        preferred = self.preferred_transfer_syntax
-        if preferred not in (AS_IS, stored_transfer_syntax) and _can_transcode(
-            stored_transfer_syntax, preferred, self.allow_lossy
+        return list(_candidates(self, stored_transfer_syntax))
+
+
+@functools.lru_cache(maxsize=256)
+def _candidates(policy: SendPolicy, stored_transfer_syntax: str) -> tuple[str, ...]:
+    """SendPolicy.candidates, computed once per policy and stored syntax (it is asked for
+    every instance sent)."""
+    ordered = []
+    preferred = policy.preferred_transfer_syntax
+    if preferred not in (AS_IS, stored_transfer_syntax) and _can_transcode(
+        stored_transfer_syntax, preferred, policy.allow_lossy
+    ):
+        ordered.append(preferred)
+    ordered.append(stored_transfer_syntax)
+    for fallback in (str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)):
+        if fallback not in ordered and _can_transcode(
+            stored_transfer_syntax, fallback, policy.allow_lossy
         ):
-            ordered.append(preferred)
-        ordered.append(stored_transfer_syntax)
-        for fallback in (str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)):
-            if fallback not in ordered and _can_transcode(
-                stored_transfer_syntax, fallback, self.allow_lossy
-            ):
-                ordered.append(fallback)
-        if preferred == stored_transfer_syntax:
-            ordered.remove(preferred)
-            ordered.insert(0, preferred)
-        return ordered
+            ordered.append(fallback)
+    if preferred == stored_transfer_syntax:
+        ordered.remove(preferred)
+        ordered.insert(0, preferred)
+    return tuple(ordered)
 
 
 def _can_transcode(source: str, target: str, allow_lossy: bool) -> bool:
@@ -150,21 +158,27 @@ class InstanceSender:
         self.originator_message_id = originator_message_id
         self._next_message_id = 1
         self._direct: DirectStore | None = None
+        self._contexts: dict[str, dict[str, int]] | None = None
 
     def _direct_store(self) -> DirectStore | None:
         if self._direct is None:
             self._direct = DirectStore.attach(self.assoc)
         return self._direct
 
+    def _accepted_contexts(self) -> dict[str, dict[str, int]]:
+        """SOP class -> transfer syntax -> context ID of the contexts we may send on, read
+        once (pynetdicom rebuilds and sorts the list on each access)."""
+        if self._contexts is None:
+            self._contexts = {}
+            for cx in self.assoc.accepted_contexts:
+                if cx.as_scu:
+                    syntaxes = self._contexts.setdefault(str(cx.abstract_syntax), {})
+                    syntaxes.setdefault(str(cx.transfer_syntax[0]), cx.context_id)
+        return self._contexts
+
     def _request(self, instance: Instance, message_id: int) -> tuple[int, C_STORE]:
         """The accepted context for the stored syntax and the C-STORE request (PS3.7 9.1.1)."""
-        context_id = next(
-            cx.context_id
-            for cx in self.assoc.accepted_contexts
-            if cx.abstract_syntax == instance.sop_class_uid
-            and cx.transfer_syntax[0] == instance.transfer_syntax_uid
-            and cx.as_scu
-        )
+        context_id = self._accepted_contexts()[instance.sop_class_uid][instance.transfer_syntax_uid]
         request = C_STORE()
         request.MessageID = message_id
         request.Priority = 0x0002  # low, as pynetdicom sends
@@ -175,11 +189,7 @@ class InstanceSender:
         return context_id, request
 
     def accepted_syntaxes(self, sop_class_uid: str) -> set[str]:
-        return {
-            str(cx.transfer_syntax[0])
-            for cx in self.assoc.accepted_contexts
-            if cx.abstract_syntax == sop_class_uid and cx.as_scu
-        }
+        return set(self._accepted_contexts().get(sop_class_uid, ()))
 
     def send(self, instance: Instance) -> SendResult:
         path = Path(instance.storage.path) / instance.relative_path
