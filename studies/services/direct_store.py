@@ -31,10 +31,10 @@ import socket
 import struct
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from pynetdicom.association import Association
-from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import split_dataset
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,19 @@ _C_STORE_RQ, _C_STORE_RSP = 0x0001, 0x8001  # (0000,0100) Command Field, PS3.7 E
 # PS3.10 7.1: preamble, "DICM", then (0002,0000) File Meta Information Group Length (UL),
 # which gives the offset of the dataset without parsing the file meta.
 _GROUP_LENGTH_ELEMENT = b"DICM\x02\x00\x00\x00UL\x04\x00"
+
+
+@dataclass(frozen=True)
+class StoreRequest:
+    """The parameters of a C-STORE request (PS3.7 9.1.1.1) as plain values: pynetdicom's
+    C_STORE primitive validates each UID on assignment, for every instance."""
+
+    message_id: int
+    sop_class_uid: str
+    sop_instance_uid: str
+    priority: int = 0x0002  # LOW, as pynetdicom sends by default
+    move_originator_ae_title: str | None = None
+    move_originator_message_id: int | None = None
 
 
 class NoResponse(Exception):
@@ -115,7 +128,7 @@ class DirectStore:
         transport.send = locked_send  # what pynetdicom's DUL writes PDUs through
         dul._is_transport_event = guarded_check  # what its reactor reads PDUs through
 
-    def store(self, path: Path, context_id: int, request: C_STORE) -> int:
+    def store(self, path: Path, context_id: int, request: StoreRequest) -> int:
         """Send the file's dataset as it is in a C-STORE request and return the response
         status; :class:`NoResponse` (after aborting) when none came."""
         if not self.assoc.is_established:
@@ -137,7 +150,7 @@ class DirectStore:
                         # A PDU may have been cut short: the association cannot go on.
                         self.assoc.abort()
                         raise NoResponse(f"sending failed: {exc}") from exc
-                return self._read_response(context_id, request.MessageID)
+                return self._read_response(context_id, request.message_id)
 
     def _send_message(self, context_id, command, view, length, offset, size, file) -> None:
         buffers = self._pdus(context_id, memoryview(command), _COMMAND_BIT)
@@ -276,22 +289,22 @@ class DirectStore:
         dul.event_queue.put(event)
 
 
-def c_store_command(request: C_STORE) -> bytes:
+def c_store_command(request: StoreRequest) -> bytes:
     """The C-STORE-RQ command set (PS3.7 9.3.1.1) in Implicit VR Little Endian (PS3.7 6.3.1),
     packed directly: pynetdicom's message classes cost about a millisecond per request."""
     elements = [
-        (0x0002, _even(request.AffectedSOPClassUID.encode("ascii"), b"\0")),
+        (0x0002, _even(request.sop_class_uid.encode("ascii"), b"\0")),
         (0x0100, _US.pack(_C_STORE_RQ)),
-        (0x0110, _US.pack(request.MessageID)),
-        (0x0700, _US.pack(request.Priority)),
+        (0x0110, _US.pack(request.message_id)),
+        (0x0700, _US.pack(request.priority)),
         (0x0800, _US.pack(0x0001)),  # CommandDataSetType: a dataset follows
-        (0x1000, _even(request.AffectedSOPInstanceUID.encode("ascii"), b"\0")),
+        (0x1000, _even(request.sop_instance_uid.encode("ascii"), b"\0")),
     ]
-    if request.MoveOriginatorApplicationEntityTitle:
-        title = request.MoveOriginatorApplicationEntityTitle.strip().encode("ascii")
+    if request.move_originator_ae_title:
+        title = request.move_originator_ae_title.strip().encode("ascii")
         elements.append((0x1030, _even(title, b" ")))
-    if request.MoveOriginatorMessageID is not None:
-        elements.append((0x1031, _US.pack(request.MoveOriginatorMessageID)))
+    if request.move_originator_message_id is not None:
+        elements.append((0x1031, _US.pack(request.move_originator_message_id)))
     body = b"".join(_ELEMENT.pack(0, element, len(value)) + value for element, value in elements)
     return _ELEMENT.pack(0, 0x0000, 4) + _UL.pack(len(body)) + body
 

@@ -20,12 +20,11 @@ from pathlib import Path
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, _config
 from pynetdicom.association import Association
-from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.presentation import PresentationContext, build_context
 
 from devices.choices import AS_IS
 from studies.models import Instance
-from studies.services.direct_store import DirectStore, NoResponse
+from studies.services.direct_store import DirectStore, NoResponse, StoreRequest
 
 logger = logging.getLogger(__name__)
 
@@ -176,16 +175,16 @@ class InstanceSender:
                     syntaxes.setdefault(str(cx.transfer_syntax[0]), cx.context_id)
         return self._contexts
 
-    def _request(self, instance: Instance, message_id: int) -> tuple[int, C_STORE]:
+    def _request(self, instance: Instance, message_id: int) -> tuple[int, StoreRequest]:
         """The accepted context for the stored syntax and the C-STORE request (PS3.7 9.1.1)."""
         context_id = self._accepted_contexts()[instance.sop_class_uid][instance.transfer_syntax_uid]
-        request = C_STORE()
-        request.MessageID = message_id
-        request.Priority = 0x0002  # low, as pynetdicom sends
-        request.AffectedSOPClassUID = instance.sop_class_uid
-        request.AffectedSOPInstanceUID = instance.sop_instance_uid
-        request.MoveOriginatorApplicationEntityTitle = self.originator_ae_title
-        request.MoveOriginatorMessageID = self.originator_message_id
+        request = StoreRequest(
+            message_id,
+            instance.sop_class_uid,
+            instance.sop_instance_uid,
+            move_originator_ae_title=self.originator_ae_title,
+            move_originator_message_id=self.originator_message_id,
+        )
         return context_id, request
 
     def accepted_syntaxes(self, sop_class_uid: str) -> set[str]:

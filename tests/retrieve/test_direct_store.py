@@ -1,5 +1,5 @@
 """The C-STORE command set of the sender's fast path (studies/services/direct_store.py)
-against pynetdicom's own encoding (PS3.7 9.3.1.1, 6.3.1), and its PDV fragmentation."""
+against pynetdicom's own encoding (PS3.7 9.3.1.1, 6.3.1), and the dataset offset."""
 
 from __future__ import annotations
 
@@ -10,32 +10,36 @@ from pynetdicom.dimse_messages import C_STORE_RQ
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import encode
 
-from studies.services.direct_store import c_store_command, command_values, dataset_offset
+from studies.services.direct_store import (
+    StoreRequest,
+    c_store_command,
+    command_values,
+    dataset_offset,
+)
 from tests.dicom_helpers import make_dataset, write_part10
 
-
-def c_store_request(originator: str | None, originator_id: int | None) -> C_STORE:
-    request = C_STORE()
-    request.MessageID = 65535
-    request.Priority = 2
-    request.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-    request.AffectedSOPInstanceUID = "1.2.826.0.1.3680043.8.498.1"  # odd length: padded
-    request.MoveOriginatorApplicationEntityTitle = originator
-    request.MoveOriginatorMessageID = originator_id
-    return request
+SOP_CLASS, SOP_INSTANCE = "1.2.840.10008.5.1.4.1.1.2", "1.2.826.0.1.3680043.8.498.1"
 
 
 @pytest.mark.parametrize(("originator", "originator_id"), [(None, None), ("MOVER", 7), ("ODD", 1)])
 def test_the_c_store_command_is_byte_identical_to_pynetdicoms(originator, originator_id):
-    request = c_store_request(originator, originator_id)
-    request._dataset_path = (Path("unused.dcm"), 0)  # a dataset follows
+    ours = StoreRequest(65535, SOP_CLASS, SOP_INSTANCE, 2, originator, originator_id)
+    primitive = C_STORE()
+    primitive.MessageID = 65535
+    primitive.Priority = 2
+    primitive.AffectedSOPClassUID = SOP_CLASS
+    primitive.AffectedSOPInstanceUID = SOP_INSTANCE  # odd length: padded
+    primitive.MoveOriginatorApplicationEntityTitle = originator
+    primitive.MoveOriginatorMessageID = originator_id
+    primitive._dataset_path = (Path("unused.dcm"), 0)  # a dataset follows
     message = C_STORE_RQ()
-    message.primitive_to_message(request)
-    assert c_store_command(request) == encode(message.command_set, True, True)
+    message.primitive_to_message(primitive)
+    assert c_store_command(ours) == encode(message.command_set, True, True)
 
 
 def test_command_values_reads_back_each_element():
-    values = command_values(c_store_command(c_store_request("MOVER", 7)))
+    request = StoreRequest(65535, SOP_CLASS, SOP_INSTANCE, 2, "MOVER", 7)
+    values = command_values(c_store_command(request))
     assert values[0x0100] == b"\x01\x00"  # C-STORE-RQ
     assert values[0x0110] == b"\xff\xff"
     assert values[0x1030] == b"MOVER "
