@@ -53,9 +53,18 @@ class FindQuery:
     :class:`studies.matching.InvalidIdentifier` at once; iterating it yields the response
     identifiers."""
 
-    def __init__(self, identifier: Dataset, query_model: str, *, retrieve_ae_title: str = ""):
+    def __init__(
+        self,
+        identifier: Dataset,
+        query_model: str,
+        *,
+        retrieve_ae_title: str = "",
+        combined_date_time: bool = False,
+    ):
         self.model, self.level = query_level(identifier, query_model)
-        self.condition = matching_q(identifier, self.model, self.level)
+        self.condition = matching_q(
+            identifier, self.model, self.level, combined_date_time=combined_date_time
+        )
         self.retrieve_ae_title = retrieve_ae_title
         levels = MODEL_LEVELS[self.model]
         upper_levels = levels[: levels.index(self.level) + 1]
@@ -195,7 +204,19 @@ def _non_ascii(value: Any) -> bool:
     return False
 
 
-def find(identifier: Dataset, query_model: str, *, retrieve_ae_title: str = "") -> FindQuery:
+def find(
+    identifier: Dataset,
+    query_model: str,
+    *,
+    retrieve_ae_title: str = "",
+    combined_date_time: bool = False,
+) -> FindQuery:
     """The matches of a C-FIND identifier (``query_model`` "patient" or "study"), validated
-    now (raises InvalidIdentifier), read lazily page by page when iterated."""
-    return FindQuery(identifier, query_model, retrieve_ae_title=retrieve_ae_title)
+    now (raises InvalidIdentifier), read lazily page by page when iterated.
+    ``combined_date_time``: see :func:`studies.matching.matching_q`."""
+    return FindQuery(
+        identifier,
+        query_model,
+        retrieve_ae_title=retrieve_ae_title,
+        combined_date_time=combined_date_time,
+    )
