@@ -21,7 +21,14 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from studies.models import Instance, Patient, Series, Study
+from studies.models import (
+    Instance,
+    Patient,
+    Series,
+    SeriesRequestAttributes,
+    Study,
+    StudyProcedureCode,
+)
 
 
 class InvalidIdentifier(Exception):
@@ -149,6 +156,60 @@ _KEY_LIST = (
     Key("Columns", Level.IMAGE, "US", "columns"),
 )
 KEYS: dict[str, Key] = {key.keyword: key for key in _KEY_LIST}
+
+
+@dataclass(frozen=True)
+class SequenceKey:
+    """A sequence key (PS3.4 C.2.2.2.6) whose items are indexed as rows of ``model`` (one
+    per item, linked to the level's row by ``owner``); ``items`` are the item attributes
+    kept, as keys on the item model's columns."""
+
+    keyword: str
+    level: Level
+    model: type
+    owner: str
+    items: tuple[Key, ...]
+
+    def item_key(self, keyword: str) -> Key | None:
+        return next((key for key in self.items if key.keyword == keyword), None)
+
+
+def _item_keys(level: Level, *columns: tuple[str, str, str]) -> tuple[Key, ...]:
+    return tuple(Key(keyword, level, vr, column) for keyword, vr, column in columns)
+
+
+# The sequence keys matched (optional keys, beyond the required ones of PS3.4 C.6.2.1): the
+# procedure codes of a study, and the order a series was acquired for (Requested Procedure
+# ID, Scheduled Procedure Step ID, Accession Number), which RIS-driven queries use.
+SEQUENCE_KEYS: dict[str, SequenceKey] = {
+    "ProcedureCodeSequence": SequenceKey(
+        "ProcedureCodeSequence",
+        Level.STUDY,
+        StudyProcedureCode,
+        "study",
+        _item_keys(
+            Level.STUDY,
+            ("CodeValue", "SH", "code_value"),
+            ("CodingSchemeDesignator", "SH", "coding_scheme_designator"),
+            ("CodingSchemeVersion", "SH", "coding_scheme_version"),
+            ("CodeMeaning", "LO", "code_meaning"),
+        ),
+    ),
+    "RequestAttributesSequence": SequenceKey(
+        "RequestAttributesSequence",
+        Level.SERIES,
+        SeriesRequestAttributes,
+        "series",
+        _item_keys(
+            Level.SERIES,
+            ("RequestedProcedureID", "SH", "requested_procedure_id"),
+            ("ScheduledProcedureStepID", "SH", "scheduled_procedure_step_id"),
+            ("AccessionNumber", "SH", "accession_number"),
+            ("RequestedProcedureDescription", "LO", "requested_procedure_description"),
+            ("ScheduledProcedureStepDescription", "LO", "scheduled_procedure_step_description"),
+        ),
+    ),
+}
 UNIQUE_KEYS: dict[Level, Key] = {key.level: key for key in _KEY_LIST if key.unique}
 
 # Value Representations in which `*` and `?` are wildcards (PS3.4 C.2.2.2.4).
@@ -357,6 +418,46 @@ def sop_classes_in_study_q(uids: Iterable[str], study_path: str) -> Q:
     )
 
 
+def query_item(identifier: Dataset, keyword: str) -> Dataset | None:
+    """The single item of a sequence key (PS3.4 C.2.2.2.6), or None for a zero-length
+    sequence or item (universal matching: every item is returned)."""
+    try:
+        items = identifier[keyword].value
+    except Exception as exc:
+        raise InvalidIdentifier(f"{keyword}: unreadable sequence: {exc}") from None
+    if not items:
+        return None
+    if len(items) > 1:
+        raise InvalidIdentifier(f"{keyword}: a sequence key holds a single item")
+    return items[0] if len(items[0]) else None
+
+
+def sequence_item_q(key: SequenceKey, item: Dataset | None) -> Q:
+    """The condition on one indexed item of ``key`` (a row of its model): every item key
+    with a value matches, each with its own matching type (PS3.4 C.2.2.2.6). Item keys we
+    do not index are returned empty, not matched."""
+    condition = Q()
+    if item is None:
+        return condition
+    for keyword in item.dir():
+        item_key = key.item_key(keyword)
+        if item_key is not None:
+            condition &= key_q(item_key, element_values(item, keyword) or [])
+    return condition
+
+
+def sequence_q(key: SequenceKey, item: Dataset | None, prefix: str = "") -> Q:
+    """Sequence matching, PS3.4 C.2.2.2.6: the entity matches when at least one of its
+    items matches every item key of the query's single item; a zero-length item (or
+    sequence) is universal matching. ``prefix`` reaches the key's level from the queried
+    model."""
+    condition = sequence_item_q(key, item)
+    if not condition:
+        return universal_q()
+    owner = OuterRef(f"{prefix}pk" if prefix else "pk")
+    return Q(Exists(key.model.objects.filter(condition, **{key.owner: owner})))
+
+
 # --- From an identifier to a query ---------------------------------------------------------
 
 
@@ -457,6 +558,8 @@ def matching_q(
     STUDY-level query gives the same studies through Patient Root and Study Root. Keys of
     levels below the query level are ignored (returned zero length).
 
+    Sequence keys of :data:`SEQUENCE_KEYS` use sequence matching (C.2.2.2.6).
+
     ``combined_date_time`` (the peer negotiated it, PS3.4 C.5.1.1.1 / C.2.2.2.5.1): a date
     range and a time range of one pair (StudyDate + StudyTime, SeriesDate + SeriesTime) are
     matched as one date-time range; without it each key is matched alone.
@@ -466,6 +569,14 @@ def matching_q(
     keywords = {
         keyword for keyword in identifier.dir() if keyword in KEYS and KEYS[keyword].level in levels
     }
+    for keyword in identifier.dir():
+        sequence_key = SEQUENCE_KEYS.get(keyword)
+        if sequence_key is not None and sequence_key.level in levels:
+            condition &= sequence_q(
+                sequence_key,
+                query_item(identifier, keyword),
+                path_to(level, sequence_key.level),
+            )
     pairs = _combined_pairs(identifier, keywords) if combined_date_time else {}
     for date_keyword, time_keyword in pairs.items():
         date_key, time_key = KEYS[date_keyword], KEYS[time_keyword]

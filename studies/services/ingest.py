@@ -42,7 +42,9 @@ from pacs.dimse import status
 from storages.exceptions import NoStorageAvailable
 from storages.models import Storage
 from storages.services import choose_storage
+from studies.matching import SEQUENCE_KEYS, Level
 from studies.models import Instance, Patient, Series, Study
+from studies.services.sequence_index import index_sequences
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +231,7 @@ _HEADER_KEYWORDS = (
     "NumberOfFrames",
     "Rows",
     "Columns",
+    *SEQUENCE_KEYS,  # sequence matching (PS3.4 C.2.2.2.6): small sequences, parsed by the walk
 )
 _HEADER_TAGS = frozenset(tag_for_keyword(keyword) for keyword in _HEADER_KEYWORDS)
 _UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -846,6 +849,7 @@ def _find_or_create_series(header: _Header, fields: dict, now) -> _SeriesIds:
         },
     )
     if created:
+        index_sequences(Level.SERIES, series, header.dataset)
         locked = Study.objects.select_for_update().only("modalities_in_study").get(pk=study.pk)
         Study.objects.filter(pk=study.pk).update(
             number_of_series=F("number_of_series") + 1,
@@ -903,6 +907,7 @@ def _get_or_create_study(header: _Header, fields: dict, now) -> Study:
         },
     )
     if created:
+        index_sequences(Level.STUDY, study, header.dataset)
         Patient.objects.filter(pk=patient.pk).update(number_of_studies=F("number_of_studies") + 1)
     return study
 
