@@ -203,8 +203,10 @@ class DirectStore:
     def _wait_for_queued_pdus(self) -> None:
         """Let the DUL thread take what pynetdicom queued before (its last PDU is then
         written under the lock, before or after this message, never inside it)."""
-        queue = self.assoc.dul.to_provider_queue
-        while queue.qsize():
+        dul = self.assoc.dul
+        while dul.to_provider_queue.qsize():
+            if not dul.is_alive() or not self.assoc.is_established:
+                raise NoResponse("the association ended")
             time.sleep(0.0001)
 
     def _read_response(self, context_id: int, message_id: int) -> int:

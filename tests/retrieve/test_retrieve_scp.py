@@ -500,3 +500,44 @@ def test_a_c_cancel_that_arrives_while_a_c_get_waits_for_a_c_store_response_is_h
     assert 0 < rsp.NumberOfCompletedSuboperations < 5
     assert rsp.NumberOfRemainingSuboperations == 5 - rsp.NumberOfCompletedSuboperations
     assert len(storing) == rsp.NumberOfCompletedSuboperations
+
+
+def test_a_receiver_that_aborts_mid_way_ends_the_c_get_without_hanging_the_scp(scp, study):
+    # The A-ABORT arrives while the sender waits for a C-STORE response: it is handed to
+    # pynetdicom, the remaining sub-operations fail at once, and the SCP serves on.
+    from pynetdicom import build_role, evt
+
+    add_device("GETTER")
+    holder = {}
+
+    def abort_on_the_second(event):
+        holder["count"] = holder.get("count", 0) + 1
+        if holder["count"] == 2:
+            threading.Timer(0.05, holder["assoc"].abort).start()
+            time.sleep(0.3)
+        return 0x0000
+
+    ae = AE(ae_title="GETTER")
+    ae.dimse_timeout = 2  # pynetdicom's SCU waits this long after aborting by itself
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.1")
+    assoc = ae.associate(
+        "127.0.0.1",
+        scp.port,
+        ae_title="VESALIUS",
+        ext_neg=[build_role("1.2.840.10008.5.1.4.1.1.2", scp_role=True)],
+        evt_handlers=[(evt.EVT_C_STORE, abort_on_the_second)],
+    )
+    holder["assoc"] = assoc
+    list(assoc.send_c_get(study_identifier(), StudyRootQueryRetrieveInformationModelGet))
+    assert assoc.is_aborted
+    deadline = time.monotonic() + 10
+    while scp.server.active_associations and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not scp.server.active_associations
+    echo_ae = AE(ae_title="GETTER")
+    echo_ae.add_requested_context("1.2.840.10008.1.1")
+    echo = echo_ae.associate("127.0.0.1", scp.port, ae_title="VESALIUS")
+    assert echo.is_established
+    assert echo.send_c_echo().Status == 0x0000
+    echo.release()
