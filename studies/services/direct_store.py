@@ -86,6 +86,7 @@ class DirectStore:
         self.sock = sock
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
+        self._guard_in_use = threading.Event()
         peer_maximum = assoc.dimse.maximum_pdu_size
         self.fragment = (peer_maximum - _PDV_OVERHEAD) if peer_maximum else _UNLIMITED_FRAGMENT
         self.chunk = max(1, _READ_CHUNK // self.fragment) * self.fragment
@@ -116,8 +117,11 @@ class DirectStore:
             with write_lock:
                 unlocked_send(data)
 
+        guard_in_use = self._guard_in_use
+
         def guarded_check() -> bool:
             # While a response is read here, pynetdicom's reader sees no incoming data.
+            guard_in_use.set()
             if not read_lock.acquire(blocking=False):
                 return False
             try:
@@ -139,6 +143,7 @@ class DirectStore:
             length = file.readinto(view[: min(size, self.chunk)])
             offset = dataset_offset(bytes(view[:144]), path)
             command = c_store_command(request)
+            self._wait_for_the_guard()
             self._wait_for_queued_pdus()
             # Reading is ours from before the request leaves, so that pynetdicom's reader
             # cannot take the response first.
@@ -199,6 +204,16 @@ class DirectStore:
                     sent = 0
             while index < len(views) and not len(views[index]):
                 index += 1
+
+    def _wait_for_the_guard(self) -> None:
+        """Before the first request: wait until pynetdicom's reactor has called the guarded
+        check once. Until then it may still be inside the check it started before the guard
+        was put in, and could read the response itself (it would then wait in pynetdicom's
+        queue, unseen here)."""
+        deadline = time.monotonic() + 5
+        while not self._guard_in_use.wait(0.01):
+            if not self.assoc.dul.is_alive() or time.monotonic() > deadline:
+                raise NoResponse("pynetdicom's reactor is not running")
 
     def _wait_for_queued_pdus(self) -> None:
         """Let the DUL thread take what pynetdicom queued before (its last PDU is then
