@@ -141,7 +141,7 @@ class DirectStore:
             size = os.fstat(file.fileno()).st_size
             view = memoryview(self._buffer)
             length = file.readinto(view[: min(size, self.chunk)])
-            offset = dataset_offset(bytes(view[:144]), path)
+            offset = dataset_offset(bytes(view[: min(length, 144)]), path)
             command = c_store_command(request)
             self._wait_for_the_guard()
             self._wait_for_queued_pdus()
