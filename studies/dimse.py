@@ -67,6 +67,32 @@ FIND_QUERY_MODELS = {
 }
 
 
+# PS3.4 C.5.1.1.1 / C.5.1.1.2: the C-FIND service-class application information, one byte
+# per option: relational queries, combined date-time matching, fuzzy semantic matching of
+# person names, timezone query adjustment. Only combined date-time matching is offered.
+_DATE_TIME_MATCHING_BYTE = 1
+
+
+def handle_sop_extended(event: evt.Event) -> dict[str, bytes]:
+    """SOP Class Extended Negotiation (PS3.7 D.3.3.5): for the C-FIND SOP classes, accept
+    combined date-time matching when asked, refuse the other options (their bytes 0)."""
+    answers = {}
+    for sop_class_uid, requested in event.app_info.items():
+        if str(sop_class_uid) not in FIND_QUERY_MODELS or not requested:
+            continue
+        answer = bytearray(len(requested))
+        if len(requested) > _DATE_TIME_MATCHING_BYTE and requested[_DATE_TIME_MATCHING_BYTE]:
+            answer[_DATE_TIME_MATCHING_BYTE] = 1
+        answers[sop_class_uid] = bytes(answer)
+    return answers
+
+
+def combined_date_time_accepted(assoc, sop_class_uid: str) -> bool:
+    """Whether this association accepted combined date-time matching for the SOP class."""
+    accepted = assoc.acceptor.sop_class_extended.get(sop_class_uid, b"")
+    return len(accepted) > _DATE_TIME_MATCHING_BYTE and bool(accepted[_DATE_TIME_MATCHING_BYTE])
+
+
 def handle_find(event: evt.Event) -> Iterator[tuple[Dataset | int, Dataset | None]]:
     """C-FIND (PS3.4 C.4.1): check FIND [DEV-ACL], then yield one pending response per match
     of the query engine. ``event.is_cancelled`` is checked before each pending response
@@ -82,7 +108,14 @@ def handle_find(event: evt.Event) -> Iterator[tuple[Dataset | int, Dataset | Non
             return
         query_model = FIND_QUERY_MODELS[str(event.request.AffectedSOPClassUID)]
         matches = iter(
-            find(event.identifier, query_model, retrieve_ae_title=get_runtime_settings().ae_title)
+            find(
+                event.identifier,
+                query_model,
+                retrieve_ae_title=get_runtime_settings().ae_title,
+                combined_date_time=combined_date_time_accepted(
+                    event.assoc, str(event.request.AffectedSOPClassUID)
+                ),
+            )
         )
     except InvalidIdentifier as exc:
         logger.warning("C-FIND from %s: invalid identifier: %s", calling_ae_title, exc)

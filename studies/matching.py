@@ -21,7 +21,14 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from studies.models import Instance, Patient, Series, Study
+from studies.models import (
+    Instance,
+    Patient,
+    Series,
+    SeriesRequestAttributes,
+    Study,
+    StudyProcedureCode,
+)
 
 
 class InvalidIdentifier(Exception):
@@ -149,6 +156,60 @@ _KEY_LIST = (
     Key("Columns", Level.IMAGE, "US", "columns"),
 )
 KEYS: dict[str, Key] = {key.keyword: key for key in _KEY_LIST}
+
+
+@dataclass(frozen=True)
+class SequenceKey:
+    """A sequence key (PS3.4 C.2.2.2.6) whose items are indexed as rows of ``model`` (one
+    per item, linked to the level's row by ``owner``); ``items`` are the item attributes
+    kept, as keys on the item model's columns."""
+
+    keyword: str
+    level: Level
+    model: type
+    owner: str
+    items: tuple[Key, ...]
+
+    def item_key(self, keyword: str) -> Key | None:
+        return next((key for key in self.items if key.keyword == keyword), None)
+
+
+def _item_keys(level: Level, *columns: tuple[str, str, str]) -> tuple[Key, ...]:
+    return tuple(Key(keyword, level, vr, column) for keyword, vr, column in columns)
+
+
+# The sequence keys matched (optional keys, beyond the required ones of PS3.4 C.6.2.1): the
+# procedure codes of a study, and the order a series was acquired for (Requested Procedure
+# ID, Scheduled Procedure Step ID, Accession Number), which RIS-driven queries use.
+SEQUENCE_KEYS: dict[str, SequenceKey] = {
+    "ProcedureCodeSequence": SequenceKey(
+        "ProcedureCodeSequence",
+        Level.STUDY,
+        StudyProcedureCode,
+        "study",
+        _item_keys(
+            Level.STUDY,
+            ("CodeValue", "SH", "code_value"),
+            ("CodingSchemeDesignator", "SH", "coding_scheme_designator"),
+            ("CodingSchemeVersion", "SH", "coding_scheme_version"),
+            ("CodeMeaning", "LO", "code_meaning"),
+        ),
+    ),
+    "RequestAttributesSequence": SequenceKey(
+        "RequestAttributesSequence",
+        Level.SERIES,
+        SeriesRequestAttributes,
+        "series",
+        _item_keys(
+            Level.SERIES,
+            ("RequestedProcedureID", "SH", "requested_procedure_id"),
+            ("ScheduledProcedureStepID", "SH", "scheduled_procedure_step_id"),
+            ("AccessionNumber", "SH", "accession_number"),
+            ("RequestedProcedureDescription", "LO", "requested_procedure_description"),
+            ("ScheduledProcedureStepDescription", "LO", "scheduled_procedure_step_description"),
+        ),
+    ),
+}
 UNIQUE_KEYS: dict[Level, Key] = {key.level: key for key in _KEY_LIST if key.unique}
 
 # Value Representations in which `*` and `?` are wildcards (PS3.4 C.2.2.2.4).
@@ -270,6 +331,58 @@ def range_q(column: str, value: str, vr: str) -> Q:
     raise InvalidIdentifier(f"range matching on VR {vr} is not supported")
 
 
+# Date and time keys that together make one date-time (PS3.4 C.2.2.2.5.1).
+DATE_TIME_PAIRS = {"StudyDate": "StudyTime", "SeriesDate": "SeriesTime"}
+
+
+def combined_date_time_range_q(
+    date_column: str, time_column: str, date_range: str, time_range: str
+) -> Q:
+    """Combined date-time range matching, PS3.4 C.2.2.2.5.1: a DA range and a TM range of
+    one pair (StudyDate and StudyTime) are one range of date-times, from the lower date at
+    the lower time to the upper date at the upper time. ``20200101-20200102`` with
+    ``120000-`` takes 2020-01-01 12:00 to the end of 2020-01-02, where matching each key
+    alone would take the afternoons only. An open end of either key leaves that end of the
+    day open (from midnight / to the end of the day); on the bound's day an empty time does
+    not match (its time is unknown)."""
+    low_date, _, high_date = (part.strip() for part in date_range.partition("-"))
+    low_time, _, high_time = (part.strip() for part in time_range.partition("-"))
+    if not low_date and not high_date:
+        raise InvalidIdentifier(f"range {date_range!r} has no bound")
+    condition = Q()
+    if low_date:
+        day = parse_da(low_date)
+        after = Q(**{f"{date_column}__gt": day})
+        on_the_day = Q(**{date_column: day})
+        if low_time:
+            on_the_day &= Q(**{f"{time_column}__gte": _tm(low_time)})
+        condition &= after | on_the_day
+    if high_date:
+        day = parse_da(high_date)
+        before = Q(**{f"{date_column}__lt": day})
+        on_the_day = Q(**{date_column: day})
+        if high_time:
+            # "~" sorts after digits: every time that starts with the bound is included.
+            on_the_day &= Q(**{f"{time_column}__lte": _tm(high_time) + "~"})
+            on_the_day &= ~Q(**{time_column: ""})
+        condition &= before | on_the_day
+    return condition
+
+
+def _combined_pairs(identifier: Dataset, keywords: set[str]) -> dict[str, str]:
+    """The date keys of :data:`DATE_TIME_PAIRS` whose date and time both hold one range,
+    with their time key: these are matched together (C.2.2.2.5.1)."""
+    pairs = {}
+    for date_keyword, time_keyword in DATE_TIME_PAIRS.items():
+        if date_keyword not in keywords or time_keyword not in keywords:
+            continue
+        dates = element_values(identifier, date_keyword) or []
+        times = element_values(identifier, time_keyword) or []
+        if len(dates) == 1 and len(times) == 1 and "-" in dates[0] and "-" in times[0]:
+            pairs[date_keyword] = time_keyword
+    return pairs
+
+
 def multiple_values_q(values: Iterable[str], single: Callable[[str], Q]) -> Q:
     """A key with several values (ModalitiesInStudy ``CT\\MR``, PS3.4 C.6.2.1.2 note) matches
     an entity that matches any of them."""
@@ -303,6 +416,46 @@ def sop_classes_in_study_q(uids: Iterable[str], study_path: str) -> Q:
             )
         )
     )
+
+
+def query_item(identifier: Dataset, keyword: str) -> Dataset | None:
+    """The single item of a sequence key (PS3.4 C.2.2.2.6), or None for a zero-length
+    sequence or item (universal matching: every item is returned)."""
+    try:
+        items = identifier[keyword].value
+    except Exception as exc:
+        raise InvalidIdentifier(f"{keyword}: unreadable sequence: {exc}") from None
+    if not items:
+        return None
+    if len(items) > 1:
+        raise InvalidIdentifier(f"{keyword}: a sequence key holds a single item")
+    return items[0] if len(items[0]) else None
+
+
+def sequence_item_q(key: SequenceKey, item: Dataset | None) -> Q:
+    """The condition on one indexed item of ``key`` (a row of its model): every item key
+    with a value matches, each with its own matching type (PS3.4 C.2.2.2.6). Item keys we
+    do not index are returned empty, not matched."""
+    condition = Q()
+    if item is None:
+        return condition
+    for keyword in item.dir():
+        item_key = key.item_key(keyword)
+        if item_key is not None:
+            condition &= key_q(item_key, element_values(item, keyword) or [])
+    return condition
+
+
+def sequence_q(key: SequenceKey, item: Dataset | None, prefix: str = "") -> Q:
+    """Sequence matching, PS3.4 C.2.2.2.6: the entity matches when at least one of its
+    items matches every item key of the query's single item; a zero-length item (or
+    sequence) is universal matching. ``prefix`` reaches the key's level from the queried
+    model."""
+    condition = sequence_item_q(key, item)
+    if not condition:
+        return universal_q()
+    owner = OuterRef(f"{prefix}pk" if prefix else "pk")
+    return Q(Exists(key.model.objects.filter(condition, **{key.owner: owner})))
 
 
 # --- From an identifier to a query ---------------------------------------------------------
@@ -391,7 +544,9 @@ def _levels_down_to(model: QueryModel, level: Level) -> tuple[Level, ...]:
     return levels[: levels.index(level) + 1]
 
 
-def matching_q(identifier: Dataset, model: QueryModel, level: Level) -> Q:
+def matching_q(
+    identifier: Dataset, model: QueryModel, level: Level, *, combined_date_time: bool = False
+) -> Q:
     """The conditions of a C-FIND identifier on the model of ``level``.
 
     Every key of the query level is matched with its matching type (PS3.4 C.2.2.2). Above
@@ -402,13 +557,39 @@ def matching_q(identifier: Dataset, model: QueryModel, level: Level) -> Q:
     model the patient keys are STUDY-level keys anyway (C.6.2.1.2), and this way the same
     STUDY-level query gives the same studies through Patient Root and Study Root. Keys of
     levels below the query level are ignored (returned zero length).
+
+    Sequence keys of :data:`SEQUENCE_KEYS` use sequence matching (C.2.2.2.6).
+
+    ``combined_date_time`` (the peer negotiated it, PS3.4 C.5.1.1.1 / C.2.2.2.5.1): a date
+    range and a time range of one pair (StudyDate + StudyTime, SeriesDate + SeriesTime) are
+    matched as one date-time range; without it each key is matched alone.
     """
     condition = Q()
     levels = (Level.PATIENT, *_levels_down_to(model, level))
+    keywords = {
+        keyword for keyword in identifier.dir() if keyword in KEYS and KEYS[keyword].level in levels
+    }
     for keyword in identifier.dir():
-        key = KEYS.get(keyword)
-        if key is None or key.level not in levels:
-            continue
+        sequence_key = SEQUENCE_KEYS.get(keyword)
+        if sequence_key is not None and sequence_key.level in levels:
+            condition &= sequence_q(
+                sequence_key,
+                query_item(identifier, keyword),
+                path_to(level, sequence_key.level),
+            )
+    pairs = _combined_pairs(identifier, keywords) if combined_date_time else {}
+    for date_keyword, time_keyword in pairs.items():
+        date_key, time_key = KEYS[date_keyword], KEYS[time_keyword]
+        prefix = path_to(level, date_key.level)
+        condition &= combined_date_time_range_q(
+            f"{prefix}{date_key.column}",
+            f"{prefix}{time_key.column}",
+            element_values(identifier, date_keyword)[0],
+            element_values(identifier, time_keyword)[0],
+        )
+        keywords -= {date_keyword, time_keyword}
+    for keyword in sorted(keywords):
+        key = KEYS[keyword]
         condition &= key_q(
             key, element_values(identifier, keyword) or [], path_to(level, key.level)
         )

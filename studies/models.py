@@ -110,3 +110,43 @@ class Instance(models.Model):
 
     def __str__(self) -> str:
         return self.sop_instance_uid
+
+
+class StudyProcedureCode(models.Model):
+    """One item of a study's Procedure Code Sequence (0008,1032), indexed when the study is
+    created, for sequence matching (PS3.4 C.2.2.2.6) without opening a file."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="procedure_codes")
+    position = models.PositiveSmallIntegerField()  # the item's place in the sequence
+    code_value = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    coding_scheme_designator = models.CharField(max_length=64, blank=True, default="")
+    coding_scheme_version = models.CharField(max_length=64, blank=True, default="")
+    code_meaning = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["study_id", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.coding_scheme_designator} {self.code_value}"
+
+
+class SeriesRequestAttributes(models.Model):
+    """One item of a series' Request Attributes Sequence (0040,0275): the order the series
+    was acquired for, indexed when the series is created (PS3.4 C.2.2.2.6)."""
+
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="request_attributes")
+    position = models.PositiveSmallIntegerField()
+    requested_procedure_id = models.CharField(max_length=16, blank=True, default="", db_index=True)
+    scheduled_procedure_step_id = models.CharField(
+        max_length=16, blank=True, default="", db_index=True
+    )
+    accession_number = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    requested_procedure_description = models.CharField(max_length=64, blank=True, default="")
+    scheduled_procedure_step_description = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["series_id", "position"]
+        verbose_name_plural = "series request attributes"
+
+    def __str__(self) -> str:
+        return f"{self.requested_procedure_id} / {self.scheduled_procedure_step_id}"

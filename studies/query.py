@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
-from django.db.models import IntegerField, Model, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import IntegerField, Model, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from pydicom import config as pydicom_config
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -25,11 +25,15 @@ from studies.matching import (
     KEYS,
     LEVEL_MODELS,
     MODEL_LEVELS,
+    SEQUENCE_KEYS,
     UNIQUE_KEYS,
     Level,
+    SequenceKey,
     matching_q,
     path_to,
+    query_item,
     query_level,
+    sequence_item_q,
 )
 from studies.models import Instance, Study
 
@@ -53,9 +57,18 @@ class FindQuery:
     :class:`studies.matching.InvalidIdentifier` at once; iterating it yields the response
     identifiers."""
 
-    def __init__(self, identifier: Dataset, query_model: str, *, retrieve_ae_title: str = ""):
+    def __init__(
+        self,
+        identifier: Dataset,
+        query_model: str,
+        *,
+        retrieve_ae_title: str = "",
+        combined_date_time: bool = False,
+    ):
         self.model, self.level = query_level(identifier, query_model)
-        self.condition = matching_q(identifier, self.model, self.level)
+        self.condition = matching_q(
+            identifier, self.model, self.level, combined_date_time=combined_date_time
+        )
         self.retrieve_ae_title = retrieve_ae_title
         levels = MODEL_LEVELS[self.model]
         upper_levels = levels[: levels.index(self.level) + 1]
@@ -64,6 +77,16 @@ class FindQuery:
         self.keywords = [UNIQUE_KEYS[lvl].keyword for lvl in upper_levels]
         self.keywords += [kw for kw in requested if kw not in self.keywords]
         self.template = identifier  # VRs of keys we do not index (returned zero length)
+        # Sequence return keys (PS3.4 C.2.2.2.6): the matching items, with the attributes
+        # the query's item asks for (all indexed ones for a zero-length item).
+        self.sequences: dict[str, tuple[SequenceKey, Q, list[str]]] = {}
+        for keyword in self.keywords:
+            key = SEQUENCE_KEYS.get(keyword)
+            if key is None or key.level not in upper_levels:
+                continue
+            item = query_item(identifier, keyword)
+            wanted = item.dir() if item is not None else [k.keyword for k in key.items]
+            self.sequences[keyword] = (key, sequence_item_q(key, item), wanted)
 
     def queryset(self) -> QuerySet:
         model: type[Model] = LEVEL_MODELS[self.level]
@@ -96,8 +119,9 @@ class FindQuery:
             if not page:
                 return
             sop_classes = self._sop_classes_in_study(page)
+            sequences = self._sequence_items(page)
             for row in page:
-                yield self.response(row, sop_classes)
+                yield self.response(row, sop_classes, sequences)
             if len(page) < size:
                 return
             last_pk = page[-1].pk
@@ -127,6 +151,19 @@ class FindQuery:
             found.setdefault(study_id, set()).add(sop_class_uid)
         return {study_id: sorted(uids) for study_id, uids in found.items()}
 
+    def _sequence_items(self, page: list[Model]) -> dict[str, dict[int, list[Dataset]]]:
+        """The matching items of each sequence return key for the rows of a page: one
+        query per key and page, on the index's item rows."""
+        found: dict[str, dict[int, list[Dataset]]] = {}
+        for keyword, (key, condition, wanted) in self.sequences.items():
+            owners = {self._objects(row)[key.level].pk for row in page}
+            rows = key.model.objects.filter(condition, **{f"{key.owner}_id__in": owners})
+            by_owner = found.setdefault(keyword, {})
+            for item_row in rows.order_by(f"{key.owner}_id", "position"):
+                owner_pk = getattr(item_row, f"{key.owner}_id")
+                by_owner.setdefault(owner_pk, []).append(_item(key, item_row, wanted))
+        return found
+
     def _objects(self, row: Model) -> dict[Level, Model]:
         objects = {self.level: row}
         if self.level is Level.IMAGE:
@@ -137,12 +174,21 @@ class FindQuery:
             objects[Level.PATIENT] = objects[Level.STUDY].patient
         return objects
 
-    def response(self, row: Model, sop_classes: dict[int, list[str]]) -> Dataset:
+    def response(
+        self,
+        row: Model,
+        sop_classes: dict[int, list[str]],
+        sequences: dict[str, dict[int, list[Dataset]]] | None = None,
+    ) -> Dataset:
         """The response identifier of one match (PS3.4 C.4.1.1.3.2)."""
         objects = self._objects(row)
         rsp = Dataset()
         values: list[tuple[str, Any]] = []
         for keyword in self.keywords:
+            if keyword in self.sequences:
+                owner = objects[self.sequences[keyword][0].level]
+                values.append((keyword, (sequences or {}).get(keyword, {}).get(owner.pk, [])))
+                continue
             values.append((keyword, self._value(keyword, row, objects, sop_classes)))
         if any(_non_ascii(value) for _, value in values):
             rsp.SpecificCharacterSet = UTF8
@@ -158,7 +204,7 @@ class FindQuery:
                 DataElement(
                     tag,
                     vr,
-                    [] if vr == "SQ" else value,
+                    (value or []) if vr == "SQ" else value,
                     validation_mode=pydicom_config.IGNORE,
                 )
             )
@@ -200,10 +246,46 @@ def _non_ascii(value: Any) -> bool:
         return not value.isascii()
     if isinstance(value, list):
         return any(_non_ascii(item) for item in value)
+    if isinstance(value, Dataset):
+        return any(_non_ascii(element.value) for element in value)
     return False
 
 
-def find(identifier: Dataset, query_model: str, *, retrieve_ae_title: str = "") -> FindQuery:
+def _item(key: SequenceKey, row: Model, wanted: list[str]) -> Dataset:
+    """A sequence item of a response from an indexed item row: the ``wanted`` attributes,
+    zero length when not indexed or empty."""
+    item = Dataset()
+    for keyword in wanted:
+        tag = tag_for_keyword(keyword)
+        if tag is None:
+            continue
+        item_key = key.item_key(keyword)
+        value = getattr(row, item_key.column) if item_key is not None else None
+        vr = item_key.vr if item_key is not None else dictionary_VR(tag)
+        item.add(
+            DataElement(
+                tag,
+                vr,
+                [] if vr == "SQ" else (value or None),
+                validation_mode=pydicom_config.IGNORE,
+            )
+        )
+    return item
+
+
+def find(
+    identifier: Dataset,
+    query_model: str,
+    *,
+    retrieve_ae_title: str = "",
+    combined_date_time: bool = False,
+) -> FindQuery:
     """The matches of a C-FIND identifier (``query_model`` "patient" or "study"), validated
-    now (raises InvalidIdentifier), read lazily page by page when iterated."""
-    return FindQuery(identifier, query_model, retrieve_ae_title=retrieve_ae_title)
+    now (raises InvalidIdentifier), read lazily page by page when iterated.
+    ``combined_date_time``: see :func:`studies.matching.matching_q`."""
+    return FindQuery(
+        identifier,
+        query_model,
+        retrieve_ae_title=retrieve_ae_title,
+        combined_date_time=combined_date_time,
+    )

@@ -11,6 +11,7 @@ handler.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from io import BytesIO
 from pathlib import Path
@@ -46,6 +47,14 @@ QUERY_MODELS = {
 }
 _MAX_SUBOPERATIONS = 65535  # the Number of ... Sub-operations are US
 _PENDING_INTERVAL_SECONDS = 0.25
+# What the sender reads of each instance (the rest of the row is not loaded).
+_SENDER_FIELDS = (
+    "sop_instance_uid",
+    "sop_class_uid",
+    "transfer_syntax_uid",
+    "relative_path",
+    "storage__path",
+)
 
 
 class RetrieveServiceClass(QueryRetrieveServiceClass):
@@ -76,7 +85,12 @@ class RetrieveServiceClass(QueryRetrieveServiceClass):
 
         try:
             identifier = self._decode(req.Identifier)
-            instances = list(select_instances(identifier, model))
+            instances = list(
+                select_instances(identifier, model)
+                .select_related(None)
+                .select_related("storage")
+                .only(*_SENDER_FIELDS)
+            )
         except InvalidIdentifier as exc:
             logger.warning("%s from %s: invalid identifier: %s", operation, calling, exc)
             return self._final(status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc))
@@ -126,7 +140,11 @@ class RetrieveServiceClass(QueryRetrieveServiceClass):
             self._send_all(req, instances, sender, operation)
         finally:
             if store_assoc is not None and store_assoc.is_established:
-                store_assoc.release()
+                # After the final response: the requestor need not wait for this release
+                # (pynetdicom's ends with a 10 ms polling loop) before it can release its own.
+                threading.Thread(
+                    target=store_assoc.release, name="c-move-release", daemon=True
+                ).start()
 
     def _send_all(self, req, instances, sender: InstanceSender, operation: str) -> None:
         remaining, completed, failed, warning = len(instances), 0, 0, 0

@@ -38,7 +38,7 @@ from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 from devices import acl
 from pacs.config import get_runtime_settings
 from pacs.dimse import status
-from studies.dimse import FIND_QUERY_MODELS, handle_find, handle_store
+from studies.dimse import FIND_QUERY_MODELS, handle_find, handle_sop_extended, handle_store
 from studies.retrieve import QUERY_MODELS as RETRIEVE_QUERY_MODELS
 from studies.retrieve import RetrieveServiceClass
 from worklist.dimse import handle_mwl_find, handle_n_create, handle_n_set
@@ -271,6 +271,7 @@ STORE_HANDLERS = [
     (evt.EVT_C_ECHO, handle_echo),
     (evt.EVT_C_STORE, handle_store),
     (evt.EVT_C_FIND, handle_find),
+    (evt.EVT_SOP_EXTENDED, handle_sop_extended),
     (evt.EVT_REJECTED, _log_rejection),
 ]
 

@@ -43,7 +43,9 @@ from pacs.outbox import EventKind, record_event
 from storages.exceptions import NoStorageAvailable
 from storages.models import Storage
 from storages.services import choose_storage
+from studies.matching import SEQUENCE_KEYS, Level
 from studies.models import Instance, Patient, Series, Study
+from studies.services.sequence_index import index_sequences
 
 logger = logging.getLogger(__name__)
 
@@ -230,6 +232,7 @@ _HEADER_KEYWORDS = (
     "NumberOfFrames",
     "Rows",
     "Columns",
+    *SEQUENCE_KEYS,  # sequence matching (PS3.4 C.2.2.2.6): small sequences, parsed by the walk
 )
 _HEADER_TAGS = frozenset(tag_for_keyword(keyword) for keyword in _HEADER_KEYWORDS)
 _UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -849,6 +852,7 @@ def _find_or_create_series(header: _Header, fields: dict, now) -> _SeriesIds:
     if created:
         # In the transaction that creates the row: announced once, never for a rollback.
         record_event(EventKind.NEW_SERIES, {"uid": header.series_instance_uid})
+        index_sequences(Level.SERIES, series, header.dataset)
         locked = Study.objects.select_for_update().only("modalities_in_study").get(pk=study.pk)
         Study.objects.filter(pk=study.pk).update(
             number_of_series=F("number_of_series") + 1,
@@ -907,6 +911,7 @@ def _get_or_create_study(header: _Header, fields: dict, now) -> Study:
     )
     if created:
         record_event(EventKind.NEW_STUDY, {"uid": header.study_instance_uid})
+        index_sequences(Level.STUDY, study, header.dataset)
         Patient.objects.filter(pk=patient.pk).update(number_of_studies=F("number_of_studies") + 1)
     return study
 

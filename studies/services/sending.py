@@ -9,6 +9,7 @@ Explicit VR Little Endian — transcodes when needed, and sends the file's bytes
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import tempfile
@@ -23,6 +24,7 @@ from pynetdicom.presentation import PresentationContext, build_context
 
 from devices.choices import AS_IS
 from studies.models import Instance
+from studies.services.direct_store import DirectStore, NoResponse, StoreRequest
 
 logger = logging.getLogger(__name__)
 
@@ -50,22 +52,29 @@ class SendPolicy:
 
     def candidates(self, stored_transfer_syntax: str) -> list[str]:
         """Transfer syntaxes to send an instance in, best first ([QR-3])."""
-        ordered = []
-        preferred = self.preferred_transfer_syntax
-        if preferred not in (AS_IS, stored_transfer_syntax) and _can_transcode(
-            stored_transfer_syntax, preferred, self.allow_lossy
+        return list(_candidates(self, stored_transfer_syntax))
+
+
+@functools.lru_cache(maxsize=256)
+def _candidates(policy: SendPolicy, stored_transfer_syntax: str) -> tuple[str, ...]:
+    """SendPolicy.candidates, computed once per policy and stored syntax (it is asked for
+    every instance sent)."""
+    ordered = []
+    preferred = policy.preferred_transfer_syntax
+    if preferred not in (AS_IS, stored_transfer_syntax) and _can_transcode(
+        stored_transfer_syntax, preferred, policy.allow_lossy
+    ):
+        ordered.append(preferred)
+    ordered.append(stored_transfer_syntax)
+    for fallback in (str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)):
+        if fallback not in ordered and _can_transcode(
+            stored_transfer_syntax, fallback, policy.allow_lossy
         ):
-            ordered.append(preferred)
-        ordered.append(stored_transfer_syntax)
-        for fallback in (str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)):
-            if fallback not in ordered and _can_transcode(
-                stored_transfer_syntax, fallback, self.allow_lossy
-            ):
-                ordered.append(fallback)
-        if preferred == stored_transfer_syntax:
-            ordered.remove(preferred)
-            ordered.insert(0, preferred)
-        return ordered
+            ordered.append(fallback)
+    if preferred == stored_transfer_syntax:
+        ordered.remove(preferred)
+        ordered.insert(0, preferred)
+    return tuple(ordered)
 
 
 def _can_transcode(source: str, target: str, allow_lossy: bool) -> bool:
@@ -147,13 +156,39 @@ class InstanceSender:
         self.originator_ae_title = originator_ae_title
         self.originator_message_id = originator_message_id
         self._next_message_id = 1
+        self._direct: DirectStore | None = None
+        self._contexts: dict[str, dict[str, int]] | None = None
+
+    def _direct_store(self) -> DirectStore | None:
+        if self._direct is None:
+            self._direct = DirectStore.attach(self.assoc)
+        return self._direct
+
+    def _accepted_contexts(self) -> dict[str, dict[str, int]]:
+        """SOP class -> transfer syntax -> context ID of the contexts we may send on, read
+        once (pynetdicom rebuilds and sorts the list on each access)."""
+        if self._contexts is None:
+            self._contexts = {}
+            for cx in self.assoc.accepted_contexts:
+                if cx.as_scu:
+                    syntaxes = self._contexts.setdefault(str(cx.abstract_syntax), {})
+                    syntaxes.setdefault(str(cx.transfer_syntax[0]), cx.context_id)
+        return self._contexts
+
+    def _request(self, instance: Instance, message_id: int) -> tuple[int, StoreRequest]:
+        """The accepted context for the stored syntax and the C-STORE request (PS3.7 9.1.1)."""
+        context_id = self._accepted_contexts()[instance.sop_class_uid][instance.transfer_syntax_uid]
+        request = StoreRequest(
+            message_id,
+            instance.sop_class_uid,
+            instance.sop_instance_uid,
+            move_originator_ae_title=self.originator_ae_title,
+            move_originator_message_id=self.originator_message_id,
+        )
+        return context_id, request
 
     def accepted_syntaxes(self, sop_class_uid: str) -> set[str]:
-        return {
-            str(cx.transfer_syntax[0])
-            for cx in self.assoc.accepted_contexts
-            if cx.abstract_syntax == sop_class_uid and cx.as_scu
-        }
+        return set(self._accepted_contexts().get(sop_class_uid, ()))
 
     def send(self, instance: Instance) -> SendResult:
         path = Path(instance.storage.path) / instance.relative_path
@@ -167,7 +202,7 @@ class InstanceSender:
             if syntax not in accepted:
                 continue
             if syntax == instance.transfer_syntax_uid:
-                return self._store(instance, path)
+                return self._store(instance, path, as_stored=True)
             with tempfile.TemporaryDirectory(dir=self.temp_dir) as work:
                 converted = Path(work) / "instance.dcm"
                 try:
@@ -181,19 +216,24 @@ class InstanceSender:
         reason = "; ".join(reasons) or "no accepted transfer syntax it can be sent in"
         return self._failed(instance, reason)
 
-    def _store(self, instance: Instance, path: Path) -> SendResult:
+    def _store(self, instance: Instance, path: Path, *, as_stored: bool = False) -> SendResult:
         message_id = self._next_message_id
         self._next_message_id = message_id % 65535 + 1
         try:
-            rsp = self.assoc.send_c_store(
-                path,
-                msg_id=message_id,
-                originator_aet=self.originator_ae_title,
-                originator_id=self.originator_message_id,
-            )
+            if as_stored and (direct := self._direct_store()) is not None:
+                status = direct.store(path, *self._request(instance, message_id))
+            else:
+                rsp = self.assoc.send_c_store(
+                    path,
+                    msg_id=message_id,
+                    originator_aet=self.originator_ae_title,
+                    originator_id=self.originator_message_id,
+                )
+                status = int(rsp.Status) if "Status" in rsp else None
+        except NoResponse as exc:
+            return self._failed(instance, f"no response: {exc}")
         except Exception as exc:
             return self._failed(instance, f"C-STORE failed: {exc}")
-        status = int(rsp.Status) if "Status" in rsp else None
         if status is None:
             return self._failed(instance, "no response (association lost or timed out)")
         if status == 0x0000:

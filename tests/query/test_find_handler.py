@@ -23,7 +23,10 @@ class FakeEvent(SimpleNamespace):
 
     def __init__(self, identifier: Dataset, calling_ae: str = "FINDSCU", cancel_after: int = -1):
         super().__init__(
-            assoc=SimpleNamespace(requestor=SimpleNamespace(ae_title=calling_ae)),
+            assoc=SimpleNamespace(
+                requestor=SimpleNamespace(ae_title=calling_ae),
+                acceptor=SimpleNamespace(sop_class_extended={}),  # no extended negotiation
+            ),
             request=SimpleNamespace(AffectedSOPClassUID=StudyRootQueryRetrieveInformationModelFind),
             identifier=identifier,
         )

@@ -4,6 +4,7 @@ getscu and storescp as real peers, and pynetdicom for exact statuses."""
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -386,3 +387,157 @@ def test_a_c_cancel_mid_way_ends_the_c_move_with_cancel_status(scp, study, tmp_p
     not_sent = identifier.FailedSOPInstanceUIDList
     not_sent = [not_sent] if isinstance(not_sent, str) else list(not_sent)
     assert len(not_sent) == rsp.NumberOfRemainingSuboperations
+
+
+# The fast path of the sender for files sent as they are (studies/services/direct_store.py):
+# PDUs written straight to the socket, responses read by the sending thread.
+
+
+@pytest.fixture
+def large_study(scp, tmp_path) -> None:
+    """A study of 3 instances of ~32 KB each, so that small PDUs split every dataset."""
+    for index in range(3):
+        ds = make_dataset(study_uid=STUDY_UID, series_uid=f"{STUDY_UID}.1", pixels=128)
+        copy = write_part10(ds, tmp_path / "temp" / f"large-{index}.dcm")
+        assert store_instance(copy, origin=Origin("test")).ok
+
+
+def test_c_get_to_a_receiver_with_4_kb_pdus_delivers_every_file_byte_identical(
+    scp, large_study, tmp_path
+):
+    # PS3.8 9.3.5: each P-DATA-TF PDU within the receiver's maximum length (DCMTK's least).
+    add_device("GETTER")
+    folder = tmp_path / "got"
+    folder.mkdir()
+    result = subprocess.run(
+        [
+            *(dcmtk_tool("getscu"), "-S", "-xe", "-pdu", "4096", "-aet", "GETTER"),
+            *("-aec", "VESALIUS", "-od", str(folder), "-k", "QueryRetrieveLevel=STUDY"),
+            *("-k", f"StudyInstanceUID={STUDY_UID}", "127.0.0.1", str(scp.port)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    received = {dcmread(p).SOPInstanceUID: p for p in folder.iterdir()}
+    stored = stored_files()
+    assert set(received) == set(stored)
+    for uid, path in received.items():
+        assert dataset_sha1(path) == dataset_sha1(stored[uid])
+
+
+def c_get_from_pynetdicom(port: int, on_store, *, during=None) -> tuple[Dataset, Dataset]:
+    """A C-GET of the test study with a pynetdicom SCU whose storage SCP calls ``on_store``;
+    ``during(assoc, context_id)`` runs after the first pending response. Returns the final
+    response and its identifier."""
+    from pynetdicom import build_role, evt
+
+    ae = AE(ae_title="GETTER")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.1")
+    assoc = ae.associate(
+        "127.0.0.1",
+        port,
+        ae_title="VESALIUS",
+        ext_neg=[build_role("1.2.840.10008.5.1.4.1.1.2", scp_role=True)],
+        evt_handlers=[(evt.EVT_C_STORE, on_store)],
+    )
+    assert assoc.is_established
+    final = None
+    try:
+        for rsp, identifier in assoc.send_c_get(
+            study_identifier(), StudyRootQueryRetrieveInformationModelGet, msg_id=9
+        ):
+            if rsp is None or "Status" not in rsp:
+                continue
+            if int(rsp.Status) == 0xFF00:
+                if during is not None:
+                    context_id = assoc._get_valid_context(
+                        StudyRootQueryRetrieveInformationModelGet, "", "scu"
+                    ).context_id
+                    during(assoc, context_id)
+                    during = None
+            else:
+                final = (rsp, identifier)
+    finally:
+        assoc.release()
+    return final
+
+
+def test_the_receivers_failure_and_warning_statuses_are_counted_per_instance(scp, study):
+    # PS3.4 C.4.3.1.5: sub-operation failures and warnings are counted, the others go on.
+    add_device("GETTER")
+    answers = iter([0xA700, 0xB007, 0x0000, 0x0000, 0x0000])
+
+    def on_store(event):
+        return next(answers)
+
+    rsp, identifier = c_get_from_pynetdicom(scp.port, on_store)
+    assert int(rsp.Status) == WARNING
+    assert rsp.NumberOfCompletedSuboperations == 3
+    assert rsp.NumberOfFailedSuboperations == 1
+    assert rsp.NumberOfWarningSuboperations == 1
+    assert isinstance(identifier.FailedSOPInstanceUIDList, str)  # the one that failed
+
+
+def test_a_c_cancel_that_arrives_while_a_c_get_waits_for_a_c_store_response_is_honoured(scp, study):
+    # PS3.4 C.4.3.3.1: the C-CANCEL comes while the sender waits for a C-STORE response;
+    # it is handed to pynetdicom and the C-GET ends with Cancel (0xFE00) and the counts.
+    add_device("GETTER")
+    storing = []
+
+    def slow_store(event):
+        storing.append(event.request.AffectedSOPInstanceUID)
+        time.sleep(0.3)
+        return 0x0000
+
+    def cancel_while_storing(assoc, context_id):
+        threading.Timer(0.1, assoc.send_c_cancel, (9, context_id)).start()
+
+    rsp, _ = c_get_from_pynetdicom(scp.port, slow_store, during=cancel_while_storing)
+    assert int(rsp.Status) == 0xFE00
+    assert 0 < rsp.NumberOfCompletedSuboperations < 5
+    assert rsp.NumberOfRemainingSuboperations == 5 - rsp.NumberOfCompletedSuboperations
+    assert len(storing) == rsp.NumberOfCompletedSuboperations
+
+
+def test_a_receiver_that_aborts_mid_way_ends_the_c_get_without_hanging_the_scp(scp, study):
+    # The A-ABORT arrives while the sender waits for a C-STORE response: it is handed to
+    # pynetdicom, the remaining sub-operations fail at once, and the SCP serves on.
+    from pynetdicom import build_role, evt
+
+    add_device("GETTER")
+    holder = {}
+
+    def abort_on_the_second(event):
+        holder["count"] = holder.get("count", 0) + 1
+        if holder["count"] == 2:
+            threading.Timer(0.05, holder["assoc"].abort).start()
+            time.sleep(0.3)
+        return 0x0000
+
+    ae = AE(ae_title="GETTER")
+    ae.dimse_timeout = 2  # pynetdicom's SCU waits this long after aborting by itself
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.1")
+    assoc = ae.associate(
+        "127.0.0.1",
+        scp.port,
+        ae_title="VESALIUS",
+        ext_neg=[build_role("1.2.840.10008.5.1.4.1.1.2", scp_role=True)],
+        evt_handlers=[(evt.EVT_C_STORE, abort_on_the_second)],
+    )
+    holder["assoc"] = assoc
+    list(assoc.send_c_get(study_identifier(), StudyRootQueryRetrieveInformationModelGet))
+    assert assoc.is_aborted
+    deadline = time.monotonic() + 10
+    while scp.server.active_associations and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not scp.server.active_associations
+    echo_ae = AE(ae_title="GETTER")
+    echo_ae.add_requested_context("1.2.840.10008.1.1")
+    echo = echo_ae.associate("127.0.0.1", scp.port, ae_title="VESALIUS")
+    assert echo.is_established
+    assert echo.send_c_echo().Status == 0x0000
+    echo.release()
