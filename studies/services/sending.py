@@ -23,6 +23,7 @@ from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext, build_context
 
 from devices.choices import AS_IS
+from pacs.dimse.scu import keep_responses_for_sender
 from studies.models import Instance
 from studies.services.direct_store import DirectStore, NoResponse, StoreRequest
 
@@ -119,6 +120,7 @@ def open_association(ae_title: str, device, contexts: list[PresentationContext])
     assoc = ae.associate(device.host, device.port, ae_title=device.ae_title)
     if assoc.is_established:
         _no_delay(assoc)
+        keep_responses_for_sender(assoc)
     return assoc
 
 
