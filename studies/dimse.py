@@ -4,9 +4,8 @@ query engine (C-FIND)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
-from django.db import close_old_connections
 from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.sop_class import (
@@ -17,20 +16,11 @@ from pynetdicom.sop_class import (
 from devices import acl
 from pacs.config import get_runtime_settings
 from pacs.dimse import status
-from studies.matching import InvalidIdentifier
+from pacs.dimse.find import FindResponse, serve_find, status_dataset
 from studies.query import find
 from studies.services import Origin, store_instance
 
 logger = logging.getLogger(__name__)
-
-
-def _status(code: int, comment: str = "") -> Dataset:
-    """A status dataset; the Error Comment (0000,0902; LO, 64 chars) tells the peer why."""
-    rsp = Dataset()
-    rsp.Status = code
-    if comment:
-        rsp.ErrorComment = comment[:64]
-    return rsp
 
 
 def handle_store(event: evt.Event) -> Dataset:
@@ -47,7 +37,7 @@ def handle_store(event: evt.Event) -> Dataset:
                 request.AffectedSOPInstanceUID,
                 decision.reason,
             )
-            return _status(status.REFUSED_NOT_AUTHORIZED, decision.reason)
+            return status_dataset(status.REFUSED_NOT_AUTHORIZED, decision.reason)
         result = store_instance(
             event.dataset_path,
             origin=Origin("dimse", ae_title=calling_ae_title, address=requestor.address),
@@ -56,8 +46,8 @@ def handle_store(event: evt.Event) -> Dataset:
         )
     except Exception as exc:
         logger.exception("C-STORE of %s failed", request.AffectedSOPInstanceUID)
-        return _status(status.STORE_OUT_OF_RESOURCES, f"internal error: {exc}")
-    return _status(result.dimse_status, "" if result.ok else result.reason)
+        return status_dataset(status.STORE_OUT_OF_RESOURCES, f"internal error: {exc}")
+    return status_dataset(result.dimse_status, "" if result.ok else result.reason)
 
 
 # The Query/Retrieve FIND SOP classes served, and the information model of each.
@@ -93,49 +83,19 @@ def combined_date_time_accepted(assoc, sop_class_uid: str) -> bool:
     return len(accepted) > _DATE_TIME_MATCHING_BYTE and bool(accepted[_DATE_TIME_MATCHING_BYTE])
 
 
-def handle_find(event: evt.Event) -> Iterator[tuple[Dataset | int, Dataset | None]]:
-    """C-FIND (PS3.4 C.4.1): check FIND [DEV-ACL], then yield one pending response per match
-    of the query engine. ``event.is_cancelled`` is checked before each pending response
-    (Cancel, 0xFE00); after any failure status the generator returns. Never raises: an
-    unexpected error answers Unable to Process (0xC000)."""
-    close_old_connections()
-    calling_ae_title = event.assoc.requestor.ae_title
-    try:
-        decision = acl.may(calling_ae_title, acl.Permission.FIND)
-        if not decision.allowed:
-            logger.warning("C-FIND from %s refused: %s", calling_ae_title, decision.reason)
-            yield _status(status.REFUSED_NOT_AUTHORIZED, decision.reason), None
-            return
-        query_model = FIND_QUERY_MODELS[str(event.request.AffectedSOPClassUID)]
-        matches = iter(
-            find(
-                event.identifier,
-                query_model,
-                retrieve_ae_title=get_runtime_settings().ae_title,
-                combined_date_time=combined_date_time_accepted(
-                    event.assoc, str(event.request.AffectedSOPClassUID)
-                ),
-            )
+def handle_find(event: evt.Event) -> Iterator[FindResponse]:
+    """C-FIND (PS3.4 C.4.1): with FIND [DEV-ACL], one pending response per match of the query
+    engine, through the shared response loop (cancel, failures, never raises)."""
+    sop_class_uid = str(event.request.AffectedSOPClassUID)
+
+    def find_matches() -> Iterable[Dataset]:
+        return find(
+            event.identifier,
+            FIND_QUERY_MODELS[sop_class_uid],
+            retrieve_ae_title=get_runtime_settings().ae_title,
+            combined_date_time=combined_date_time_accepted(event.assoc, sop_class_uid),
         )
-    except InvalidIdentifier as exc:
-        logger.warning("C-FIND from %s: invalid identifier: %s", calling_ae_title, exc)
-        yield _status(status.FIND_IDENTIFIER_MISMATCH, str(exc)), None
-        return
-    except Exception as exc:
-        logger.exception("C-FIND from %s failed", calling_ae_title)
-        yield _status(status.FIND_UNABLE_TO_PROCESS, f"internal error: {exc}"), None
-        return
-    while True:
-        try:
-            response = next(matches, None)
-        except Exception as exc:
-            logger.exception("C-FIND from %s failed while reading matches", calling_ae_title)
-            yield _status(status.FIND_UNABLE_TO_PROCESS, f"internal error: {exc}"), None
-            return
-        if response is None:
-            return  # pynetdicom sends the final Success
-        if event.is_cancelled:
-            logger.info("C-FIND from %s cancelled by the peer", calling_ae_title)
-            yield status.FIND_CANCELLED, None
-            return
-        yield status.PENDING, response
+
+    return serve_find(
+        event, service="C-FIND", permission=acl.Permission.FIND, find_matches=find_matches
+    )

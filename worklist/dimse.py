@@ -13,57 +13,23 @@ from pynetdicom import evt
 
 from devices import acl
 from pacs.dimse import status
-from studies.matching import InvalidIdentifier
+from pacs.dimse.find import FindResponse, serve_find, status_dataset
 from worklist import mpps
 from worklist.query import find_worklist
 
 logger = logging.getLogger(__name__)
 
 
-def _status(code: int, comment: str = "") -> Dataset:
-    """A status dataset; the Error Comment (0000,0902; LO, 64 chars) tells the peer why."""
-    rsp = Dataset()
-    rsp.Status = code
-    if comment:
-        rsp.ErrorComment = comment[:64]
-    return rsp
-
-
-def handle_mwl_find(event: evt.Event) -> Iterator[tuple[Dataset | int, Dataset | None]]:
-    """MWL C-FIND (PS3.4 K.4.1): check MWL and FIND [DEV-ACL], then one pending response
-    per matching scheduled step. Cancel is checked before each pending response; after a
-    failure status the generator returns. Never raises."""
-    close_old_connections()
-    calling_ae_title = event.assoc.requestor.ae_title
-    try:
-        decision = acl.may(calling_ae_title, acl.Permission.MWL)
-        if not decision.allowed:
-            logger.warning("MWL C-FIND from %s refused: %s", calling_ae_title, decision.reason)
-            yield _status(status.REFUSED_NOT_AUTHORIZED, decision.reason), None
-            return
-        matches = iter(find_worklist(event.identifier))
-    except InvalidIdentifier as exc:
-        logger.warning("MWL C-FIND from %s: invalid identifier: %s", calling_ae_title, exc)
-        yield _status(status.FIND_IDENTIFIER_MISMATCH, str(exc)), None
-        return
-    except Exception as exc:
-        logger.exception("MWL C-FIND from %s failed", calling_ae_title)
-        yield _status(status.FIND_UNABLE_TO_PROCESS, f"internal error: {exc}"), None
-        return
-    while True:
-        try:
-            response = next(matches, None)
-        except Exception as exc:
-            logger.exception("MWL C-FIND from %s failed while reading matches", calling_ae_title)
-            yield _status(status.FIND_UNABLE_TO_PROCESS, f"internal error: {exc}"), None
-            return
-        if response is None:
-            return
-        if event.is_cancelled:
-            logger.info("MWL C-FIND from %s cancelled by the peer", calling_ae_title)
-            yield status.FIND_CANCELLED, None
-            return
-        yield status.PENDING, response
+def handle_mwl_find(event: evt.Event) -> Iterator[FindResponse]:
+    """MWL C-FIND (PS3.4 K.4.1): with MWL and FIND [DEV-ACL], one pending response per
+    matching scheduled step, through the shared response loop (cancel, failures, never
+    raises)."""
+    return serve_find(
+        event,
+        service="MWL C-FIND",
+        permission=acl.Permission.MWL,
+        find_matches=lambda: find_worklist(event.identifier),
+    )
 
 
 def _mpps_allowed(event: evt.Event, service: str) -> Dataset | None:
@@ -73,7 +39,7 @@ def _mpps_allowed(event: evt.Event, service: str) -> Dataset | None:
     if decision.allowed:
         return None
     logger.warning("MPPS %s from %s refused: %s", service, calling_ae_title, decision.reason)
-    return _status(status.REFUSED_NOT_AUTHORIZED, decision.reason)
+    return status_dataset(status.REFUSED_NOT_AUTHORIZED, decision.reason)
 
 
 def handle_n_create(event: evt.Event) -> tuple[Dataset | int, Dataset | None]:
@@ -92,10 +58,10 @@ def handle_n_create(event: evt.Event) -> tuple[Dataset | int, Dataset | None]:
         )
     except mpps.MppsError as exc:
         logger.warning("MPPS N-CREATE refused: %s", exc)
-        return _status(exc.dimse_status, str(exc)), None
+        return status_dataset(exc.dimse_status, str(exc)), None
     except Exception as exc:
         logger.exception("MPPS N-CREATE failed")
-        return _status(status.PROCESSING_FAILURE, f"internal error: {exc}"), None
+        return status_dataset(status.PROCESSING_FAILURE, f"internal error: {exc}"), None
     return status.SUCCESS, attributes
 
 
@@ -111,8 +77,8 @@ def handle_n_set(event: evt.Event) -> tuple[Dataset | int, Dataset | None]:
         mpps.update(str(event.request.RequestedSOPInstanceUID), modifications)
     except mpps.MppsError as exc:
         logger.warning("MPPS N-SET refused: %s", exc)
-        return _status(exc.dimse_status, str(exc)), None
+        return status_dataset(exc.dimse_status, str(exc)), None
     except Exception as exc:
         logger.exception("MPPS N-SET failed")
-        return _status(status.PROCESSING_FAILURE, f"internal error: {exc}"), None
+        return status_dataset(status.PROCESSING_FAILURE, f"internal error: {exc}"), None
     return status.SUCCESS, modifications

@@ -10,6 +10,7 @@ from pydicom.dataset import Dataset
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from devices.models import Device
+from pacs.dimse import find as find_loop
 from studies import dimse as studies_dimse
 from studies.dimse import handle_find
 from tests.conftest import reconfigure
@@ -56,7 +57,7 @@ def study_query(**keys) -> Dataset:
 def keep_the_test_connection(monkeypatch):
     """The handler closes stale connections (it runs in association threads); here it runs
     inside the test's transaction, whose connection must stay open."""
-    monkeypatch.setattr(studies_dimse, "close_old_connections", lambda: None)
+    monkeypatch.setattr(find_loop, "close_old_connections", lambda: None)
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import pytest
 from pydicom.dataset import Dataset
 
 from devices.models import Device
+from pacs.dimse import find as find_loop
 from tests.conftest import reconfigure
 from tests.worklist.conftest import make_procedure
-from worklist import dimse as worklist_dimse
 from worklist.dimse import handle_mwl_find
 
 PENDING, CANCEL, NOT_AUTHORIZED = 0xFF00, 0xFE00, 0x0124
@@ -51,7 +51,7 @@ def query(**step_keys) -> Dataset:
 
 @pytest.fixture(autouse=True)
 def keep_the_test_connection(monkeypatch):
-    monkeypatch.setattr(worklist_dimse, "close_old_connections", lambda: None)
+    monkeypatch.setattr(find_loop, "close_old_connections", lambda: None)
 
 
 @pytest.fixture
