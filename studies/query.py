@@ -47,6 +47,24 @@ _SELECT_RELATED = {
 # The first page is small so the first response leaves quickly; then larger pages.
 FIRST_PAGE = 100
 PAGE = 500
+
+
+def pages_by_pk(queryset: QuerySet) -> Iterator[list]:
+    """The rows of a queryset ordered by primary key, in pages of FIRST_PAGE then PAGE rows,
+    each fetched after the last primary key of the page before (keyset pagination: no
+    OFFSET, no long-held cursor while the answers go out)."""
+    last_pk = None
+    size = FIRST_PAGE
+    while True:
+        page = list((queryset if last_pk is None else queryset.filter(pk__gt=last_pk))[:size])
+        if page:
+            yield page
+        if len(page) < size:
+            return
+        last_pk = page[-1].pk
+        size = PAGE
+
+
 UTF8 = "ISO_IR 192"
 # Keys never copied from the request into the response as plain return keys.
 _CONTROL_KEYS = frozenset({"QueryRetrieveLevel", "SpecificCharacterSet"})
@@ -110,22 +128,11 @@ class FindQuery:
         return queryset.order_by("pk")
 
     def __iter__(self) -> Iterator[Dataset]:
-        queryset = self.queryset()
-        last_pk = None
-        size = FIRST_PAGE
-        while True:
-            page_qs = queryset if last_pk is None else queryset.filter(pk__gt=last_pk)
-            page = list(page_qs[:size])
-            if not page:
-                return
+        for page in pages_by_pk(self.queryset()):
             sop_classes = self._sop_classes_in_study(page)
             sequences = self._sequence_items(page)
             for row in page:
                 yield self.response(row, sop_classes, sequences)
-            if len(page) < size:
-                return
-            last_pk = page[-1].pk
-            size = PAGE
 
     def page(self, offset: int, limit: int) -> list[Dataset]:
         """The response identifiers of matches ``offset`` to ``offset + limit`` in index

@@ -18,6 +18,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from studies.query import pages_by_pk
 from worklist.matching import (
     CODE_ITEM_KEYS,
     CODE_SEQUENCES,
@@ -31,8 +32,6 @@ from worklist.matching import (
 )
 from worklist.models import ScheduledProcedureStep
 
-FIRST_PAGE = 100
-PAGE = 500
 UTF8 = "ISO_IR 192"
 _ALL_STEP_KEYWORDS = [*STEP_KEYS, STEP_STATUS_KEYWORD, *STEP_CODE_SEQUENCES]
 _ALL_CODE_KEYWORDS = list(CODE_ITEM_KEYS)
@@ -164,18 +163,9 @@ class WorklistFind:
         )
 
     def __iter__(self) -> Iterator[Dataset]:
-        queryset = self.queryset()
-        last_pk = None
-        size = FIRST_PAGE
-        while True:
-            page_qs = queryset if last_pk is None else queryset.filter(pk__gt=last_pk)
-            page = list(page_qs[:size])
+        for page in pages_by_pk(self.queryset()):
             for step in page:
                 yield self.response(step)
-            if len(page) < size:
-                return
-            last_pk = page[-1].pk
-            size = PAGE
 
     def response(self, step: ScheduledProcedureStep) -> Dataset:
         """The response identifier of one step (PS3.4 K.6.1.2.3)."""
