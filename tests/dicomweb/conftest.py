@@ -11,19 +11,19 @@ import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset
-from rest_framework.test import APIClient
 
+from tests.api.conftest import (  # noqa: F401  (shared API fixtures)
+    PASSWORD,
+    _fast_password_hashing,
+    anonymous,
+    api,
+    user,
+)
 from tests.conftest import configure_pacs, reconfigure
 from tests.query.conftest import ingest_corpus
 
-PASSWORD = "correct horse battery"
 BOUNDARY = "vesalius-test-boundary"
 MULTIPART_DICOM = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
@@ -33,24 +33,6 @@ def _forget_remembered_basic_logins():
     RememberedBasicAuthentication._checked.clear()
     yield
     RememberedBasicAuthentication._checked.clear()
-
-
-@pytest.fixture
-def user(django_user_model):
-    return django_user_model.objects.create_user(username="operator", password=PASSWORD)
-
-
-@pytest.fixture
-def api(user) -> APIClient:
-    """A console user's client (authentication forced, no query spent on it)."""
-    client = APIClient()
-    client.force_authenticate(user=user)
-    return client
-
-
-@pytest.fixture
-def anonymous() -> APIClient:
-    return APIClient()
 
 
 @pytest.fixture
