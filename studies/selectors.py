@@ -132,23 +132,30 @@ def modality_q(modality: str) -> Q:
     return matching.modality_in_study_q(modality)
 
 
-def _search_q(search: str, search_field: SearchField) -> Q:
+def search_q(search: str, search_field: SearchField, *, patient_path: str = "patient__") -> Q:
+    """The console search [STU-1] on patient name, patient ID or accession number;
+    ``patient_path`` reaches the patient columns (empty where they are on the row itself,
+    as on a worklist procedure)."""
     if search_field is SearchField.PATIENT_NAME:
-        return wildcard_q("patient__patient_name_search", search.casefold(), case_insensitive=False)
-    column = "patient__patient_id" if search_field is SearchField.PATIENT_ID else "accession_number"
-    return wildcard_q(column, search, case_insensitive=True)
+        name = search.casefold()
+        return wildcard_q(f"{patient_path}patient_name_search", name, case_insensitive=False)
+    if search_field is SearchField.PATIENT_ID:
+        return wildcard_q(f"{patient_path}patient_id", search, case_insensitive=True)
+    return wildcard_q("accession_number", search, case_insensitive=True)
 
 
-def _date_range_q(column: str, low: datetime.date | None, high: datetime.date | None) -> Q:
+def date_range_q(column: str, low: datetime.date | None, high: datetime.date | None) -> Q:
     """DA range matching (PS3.4 C.2.2.2.5), open at either end."""
     value = f"{low:%Y%m%d}" if low else ""
     value += "-" + (f"{high:%Y%m%d}" if high else "")
     return matching.range_q(column, value, "DA")
 
 
-def _order_by(ordering: str) -> list:
+def order_by(ordering: str, columns: dict[str, str]) -> list:
+    """The ORDER BY of a console list [STU-4]: ``ordering`` is a key of ``columns``,
+    ``-`` first for descending; the primary key breaks ties."""
     descending = ordering.startswith("-")
-    column = ORDERING_FIELDS[ordering.lstrip("-")]
+    column = columns[ordering.lstrip("-")]
     # NULLs last in both directions, so SQLite and PostgreSQL page the same way.
     key = F(column).desc(nulls_last=True) if descending else F(column).asc(nulls_last=True)
     return [key, "-id" if descending else "id"]
@@ -158,7 +165,7 @@ def search_studies(params: StudySearch) -> QuerySet[Study]:
     """The console study list: search, filters and ordering; one query with the patient."""
     queryset = Study.objects.select_related("patient")
     if params.search:
-        queryset = queryset.filter(_search_q(params.search, params.search_field))
+        queryset = queryset.filter(search_q(params.search, params.search_field))
     if params.modalities:
         any_modality = Q()
         for modality in params.modalities:
@@ -166,16 +173,16 @@ def search_studies(params: StudySearch) -> QuerySet[Study]:
         queryset = queryset.filter(any_modality)
     bounds = date_range_bounds(params.date)
     if bounds:
-        queryset = queryset.filter(_date_range_q("study_date", *bounds))
+        queryset = queryset.filter(date_range_q("study_date", *bounds))
     if params.study_date:
         queryset = queryset.filter(matching.single_value_q("study_date", params.study_date))
     if params.date_from or params.date_to:
-        queryset = queryset.filter(_date_range_q("study_date", params.date_from, params.date_to))
+        queryset = queryset.filter(date_range_q("study_date", params.date_from, params.date_to))
     if params.birth_date:
         queryset = queryset.filter(
             matching.single_value_q("patient__patient_birth_date", params.birth_date)
         )
-    return queryset.order_by(*_order_by(params.ordering))
+    return queryset.order_by(*order_by(params.ordering, ORDERING_FIELDS))
 
 
 def series_of_study(study: Study) -> QuerySet[Series]:

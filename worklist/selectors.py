@@ -21,7 +21,14 @@ from django.db.models import (
 )
 
 from studies import matching
-from studies.selectors import DateRange, SearchField, date_range_bounds, wildcard_q
+from studies.selectors import (
+    DateRange,
+    SearchField,
+    date_range_bounds,
+    date_range_q,
+    order_by,
+    search_q,
+)
 from worklist.choices import FINAL_STATUSES, OPEN_STATUSES, ProcedureColour, StepStatus
 from worklist.models import RequestedProcedure, ScheduledProcedureStep
 
@@ -57,19 +64,6 @@ class ProcedureSearch:
     ordering: str = DEFAULT_ORDERING
 
 
-def _search_q(search: str, search_field: SearchField) -> Q:
-    if search_field is SearchField.PATIENT_NAME:
-        return wildcard_q("patient_name_search", search.casefold(), case_insensitive=False)
-    column = "patient_id" if search_field is SearchField.PATIENT_ID else "accession_number"
-    return wildcard_q(column, search, case_insensitive=True)
-
-
-def _date_range_q(low: datetime.date | None, high: datetime.date | None) -> Q:
-    """DA range matching (PS3.4 C.2.2.2.5) on the step start date, open at either end."""
-    value = (f"{low:%Y%m%d}" if low else "") + "-" + (f"{high:%Y%m%d}" if high else "")
-    return matching.range_q("start_date", value, "DA")
-
-
 def with_colour(queryset: QuerySet[RequestedProcedure]) -> QuerySet[RequestedProcedure]:
     """Annotate the step counts and the colour mark [MWL-4]: green when every step is
     COMPLETED, orange when none is open and some ended otherwise (MISSED, DISCONTINUED,
@@ -101,17 +95,17 @@ def search_procedures(params: ProcedureSearch) -> QuerySet[RequestedProcedure]:
     """The console worklist: search, filters and ordering, one query with the colours."""
     queryset = RequestedProcedure.objects.all()
     if params.search:
-        queryset = queryset.filter(_search_q(params.search, params.search_field))
+        queryset = queryset.filter(search_q(params.search, params.search_field, patient_path=""))
     step_conditions = Q()
     if params.modalities:
         step_conditions &= Q(modality__in=params.modalities)
     bounds = date_range_bounds(params.date)
     if bounds:
-        step_conditions &= _date_range_q(*bounds)
+        step_conditions &= date_range_q("start_date", *bounds)
     if params.start_date:
         step_conditions &= matching.single_value_q("start_date", params.start_date)
     if params.date_from or params.date_to:
-        step_conditions &= _date_range_q(params.date_from, params.date_to)
+        step_conditions &= date_range_q("start_date", params.date_from, params.date_to)
     if step_conditions:
         steps = ScheduledProcedureStep.objects.filter(step_conditions, procedure=OuterRef("pk"))
         queryset = queryset.filter(Exists(steps))
@@ -120,10 +114,7 @@ def search_procedures(params: ProcedureSearch) -> QuerySet[RequestedProcedure]:
     queryset = with_colour(queryset)
     if params.colour is not None:
         queryset = queryset.filter(colour_rank=RANK_OF_COLOUR[params.colour])
-    descending = params.ordering.startswith("-")
-    column = ORDERING_FIELDS[params.ordering.lstrip("-")]
-    key = F(column).desc(nulls_last=True) if descending else F(column).asc(nulls_last=True)
-    return queryset.order_by(key, "-id" if descending else "id")
+    return queryset.order_by(*order_by(params.ordering, ORDERING_FIELDS))
 
 
 def steps_of_procedure(procedure: RequestedProcedure) -> QuerySet[ScheduledProcedureStep]:
