@@ -8,6 +8,7 @@ import io
 import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -15,6 +16,7 @@ from pydicom.filereader import read_preamble
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, _config
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 CT_IMAGE_STORAGE = str(CTImageStorage)
 
@@ -181,3 +183,29 @@ def association_accepted(port: int, calling_ae: str, called_ae: str = "VESALIUS"
     if accepted:
         assoc.release()
     return accepted
+
+
+class FakeFindEvent(SimpleNamespace):
+    """What the C-FIND handlers read of a pynetdicom C-FIND event: the calling AE, the
+    identifier, the SOP class, no extended negotiation, and a cancel after N checks."""
+
+    def __init__(self, identifier: Dataset, calling_ae: str = "FINDSCU", cancel_after: int = -1):
+        super().__init__(
+            assoc=SimpleNamespace(
+                requestor=SimpleNamespace(ae_title=calling_ae),
+                acceptor=SimpleNamespace(sop_class_extended={}),  # no extended negotiation
+            ),
+            request=SimpleNamespace(AffectedSOPClassUID=StudyRootQueryRetrieveInformationModelFind),
+            identifier=identifier,
+        )
+        self._checks = 0
+        self._cancel_after = cancel_after
+
+    @property
+    def is_cancelled(self) -> bool:
+        self._checks += 1
+        return 0 <= self._cancel_after < self._checks
+
+
+def find_statuses(answers) -> list[int]:
+    return [status if isinstance(status, int) else int(status.Status) for status, _ in answers]

@@ -3,45 +3,19 @@ checked before each pending answer, nothing raises."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 from pydicom.dataset import Dataset
-from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from devices.models import Device
 from pacs.dimse import find as find_loop
 from studies import dimse as studies_dimse
 from studies.dimse import handle_find
 from tests.conftest import reconfigure
+from tests.dicom_helpers import FakeFindEvent as FakeEvent
+from tests.dicom_helpers import find_statuses as statuses
 
 PENDING, CANCEL, NOT_AUTHORIZED = 0xFF00, 0xFE00, 0x0124
 IDENTIFIER_MISMATCH, UNABLE_TO_PROCESS = 0xA900, 0xC000
-
-
-class FakeEvent(SimpleNamespace):
-    """What handle_find reads of a pynetdicom C-FIND event."""
-
-    def __init__(self, identifier: Dataset, calling_ae: str = "FINDSCU", cancel_after: int = -1):
-        super().__init__(
-            assoc=SimpleNamespace(
-                requestor=SimpleNamespace(ae_title=calling_ae),
-                acceptor=SimpleNamespace(sop_class_extended={}),  # no extended negotiation
-            ),
-            request=SimpleNamespace(AffectedSOPClassUID=StudyRootQueryRetrieveInformationModelFind),
-            identifier=identifier,
-        )
-        self._checks = 0
-        self._cancel_after = cancel_after
-
-    @property
-    def is_cancelled(self) -> bool:
-        self._checks += 1
-        return 0 <= self._cancel_after < self._checks
-
-
-def statuses(answers) -> list[int]:
-    return [status if isinstance(status, int) else int(status.Status) for status, _ in answers]
 
 
 def study_query(**keys) -> Dataset:

@@ -3,40 +3,19 @@ answer, a failure status ends the answers, nothing raises."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 from pydicom.dataset import Dataset
 
 from devices.models import Device
 from pacs.dimse import find as find_loop
 from tests.conftest import reconfigure
+from tests.dicom_helpers import FakeFindEvent as FakeEvent
+from tests.dicom_helpers import find_statuses as statuses
 from tests.worklist.conftest import make_procedure
 from worklist.dimse import handle_mwl_find
 
 PENDING, CANCEL, NOT_AUTHORIZED = 0xFF00, 0xFE00, 0x0124
 IDENTIFIER_MISMATCH, UNABLE_TO_PROCESS = 0xA900, 0xC000
-
-
-class FakeEvent(SimpleNamespace):
-    """What handle_mwl_find reads of a pynetdicom C-FIND event."""
-
-    def __init__(self, identifier: Dataset, calling_ae: str = "MODALITY", cancel_after=-1):
-        super().__init__(
-            assoc=SimpleNamespace(requestor=SimpleNamespace(ae_title=calling_ae)),
-            identifier=identifier,
-        )
-        self._checks = 0
-        self._cancel_after = cancel_after
-
-    @property
-    def is_cancelled(self) -> bool:
-        self._checks += 1
-        return 0 <= self._cancel_after < self._checks
-
-
-def statuses(answers) -> list[int]:
-    return [status if isinstance(status, int) else int(status.Status) for status, _ in answers]
 
 
 def query(**step_keys) -> Dataset:
@@ -56,7 +35,7 @@ def keep_the_test_connection(monkeypatch):
 
 @pytest.fixture
 def modality(pacs_runtime):
-    Device.objects.create(ae_title="MODALITY", host="127.0.0.1", port=104, find=True, mwl=True)
+    Device.objects.create(ae_title="FINDSCU", host="127.0.0.1", port=104, find=True, mwl=True)
     reconfigure()
     for number in range(3):
         make_procedure(accession_number=f"A{number}")
