@@ -58,6 +58,18 @@ def store_file(path: Path) -> Stored:
     return store_bytes(path.read_bytes(), path)
 
 
+def store_corpus(corpus_dir: Path) -> list[Stored]:
+    """Every top-level dev-corpus file that ingest stores (a refused file, or a second file
+    with the same SOP Instance UID, is passed over)."""
+    stored = []
+    for path in sorted((corpus_dir / "dev").glob("*.dcm")):
+        try:
+            stored.append(store_file(path))
+        except AssertionError:
+            continue
+    return stored
+
+
 def part10(ds: Dataset) -> bytes:
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
